@@ -1,0 +1,1 @@
+"""Dagster assets: thin functions that call the service layer and report what happened."""

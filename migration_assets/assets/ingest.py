@@ -1,0 +1,77 @@
+"""Reading the legacy store: legacy_files → parsed_records → validated_records."""
+
+import dataclasses
+
+import dagster as dg
+
+from migration_assets import service
+from migration_assets.assets.metadata import counts_metadata, table_preview
+from migration_assets.ingest import ValidatedRecords
+from migration_assets.inventory import FileInventory
+from migration_assets.resources import MigrationResource, TargetDatabase
+from migration_assets.staging import StagedBatches, read_batch
+from migration_assets.store.runs import start_run
+
+GROUP = "migration"
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "file"})
+def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.Output[FileInventory]:
+    """Every file under the source directory: path, format, size, mtime, sha256, and whether it
+    is eligible, too large, unsupported or unreadable."""
+    config = migration.settings()
+    inventory = service.take_inventory(config)
+    start_run(target.engine(), context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=None)
+    rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files]
+    return dg.Output(
+        inventory,
+        metadata={
+            **counts_metadata(inventory.counts()),
+            "bytes": dg.MetadataValue.int(inventory.total_bytes()),
+            "formats": dg.MetadataValue.json(inventory.formats()),
+            "source_directory": dg.MetadataValue.path(inventory.root),
+            "preview": table_preview(rows, ["rel_path", "format", "size", "status", "reason"]),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def parsed_records(
+    context: dg.AssetExecutionContext, migration: MigrationResource, legacy_files: FileInventory
+) -> dg.Output[StagedBatches]:
+    """Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV), staged in
+    batches on disk; files that cannot be parsed carry their reason."""
+    staged = service.parse_stage(
+        migration.settings(), legacy_files, context.run_id, on_batch=lambda n, total: context.log.debug(f"parsed batch {n}/{total}")
+    )
+    preview: list[dict[str, object]] = []
+    if staged.files:
+        for _, parsed in read_batch(staged.files[0]):
+            preview += [
+                {"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path}
+                for r in parsed.records
+            ]
+    return dg.Output(
+        staged,
+        metadata={
+            **counts_metadata(staged.counts),
+            "batches": dg.MetadataValue.int(len(staged)),
+            "preview": table_preview(preview, ["legacy_id", "format", "title", "source_path"]),
+        },
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandera"})
+def validated_records(migration: MigrationResource, parsed_records: StagedBatches) -> dg.Output[ValidatedRecords]:
+    """Parsed records checked against the LegacyRecord schema, batch by batch; every failing
+    record is kept with its reasons and does not go on (unless validate_data is off)."""
+    validated = service.validate_stage(migration.settings(), parsed_records)
+    examples = [
+        {"source_path": path, "index": index, "reasons": "; ".join(reasons)}
+        for verdicts in validated.invalid.values()
+        for (path, index), reasons in verdicts.items()
+    ]
+    return dg.Output(
+        validated,
+        metadata={**counts_metadata(validated.counts), "invalid_examples": table_preview(examples, ["source_path", "index", "reasons"])},
+    )

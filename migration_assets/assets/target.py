@@ -1,0 +1,84 @@
+"""Writing the target: content_items → knowledge_items → embeddings, then the run report."""
+
+import time
+
+import dagster as dg
+
+from migration_assets import service
+from migration_assets.assets.metadata import counts_metadata
+from migration_assets.ingest import ValidatedRecords
+from migration_assets.inventory import FileInventory
+from migration_assets.reports import build_report, write_report
+from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+from migration_assets.staging import clean_run_staging
+from migration_assets.store.runs import finish_run, update_stats
+
+GROUP = "migration"
+
+
+@dg.asset(group_name=GROUP, kinds={"sql"})
+def content_items(
+    context: dg.AssetExecutionContext,
+    migration: MigrationResource,
+    target: TargetDatabase,
+    legacy_files: FileInventory,
+    validated_records: ValidatedRecords,
+) -> dg.MaterializeResult:
+    """The ``content_items`` table: valid records inserted or updated in place (never duplicated),
+    with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
+    started = time.perf_counter()
+    counts = service.load_stage(
+        target.engine(),
+        context.run_id,
+        migration.settings(),
+        legacy_files,
+        validated_records,
+        on_batch=lambda n, total: context.log.debug(f"loaded batch {n}/{total}"),
+    )
+    update_stats(target.engine(), context.run_id, load=counts.as_dict(), load_seconds=round(time.perf_counter() - started, 3))
+    return dg.MaterializeResult(
+        metadata={
+            **counts_metadata(counts.as_dict()),
+            "files": dg.MetadataValue.json(dict(counts.files)),
+            "target": dg.MetadataValue.text(target.display_url()),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"sql"}, deps=[content_items])
+def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
+    """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
+    (content changed, or missing after a crash) are rebuilt."""
+    counts = service.knowledge_stage(target.engine(), context.run_id, migration.settings())
+    return dg.MaterializeResult(
+        metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items}
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"numpy", "sql"}, deps=[knowledge_items])
+def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
+    """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
+    provider = embedding_model.load()
+    counts = service.embedding_stage(target.engine(), context.run_id, provider)
+    return dg.MaterializeResult(
+        metadata={"embedded": counts.embedded, "replaced": counts.replaced, "model": provider.name, "dimension": provider.dimension}
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"json"}, deps=[embeddings])
+def migration_report(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
+    """``migration_report.json`` and ``migration_summary.txt`` in the backup directory: every file
+    discovered, with its status (migrated / skipped / rejected), reason and record counts."""
+    config = migration.settings()
+    engine = target.engine()
+    finish_run(engine, context.run_id, "completed")
+    report = build_report(engine, context.run_id)
+    report_path, summary_path = write_report(report, config.backup_path)
+    clean_run_staging(config.backup_path, context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(report_path)),
+            "summary": dg.MetadataValue.path(str(summary_path)),
+            **counts_metadata({k: v for k, v in report["totals"].items() if isinstance(v, int)}),
+        }
+    )

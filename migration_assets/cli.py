@@ -1,0 +1,88 @@
+"""Command-line face of the migration: ``python -m migration_assets.cli migrate ...``.
+
+Exit codes: 0 the run completed (even if some inputs were rejected), 1 the run failed,
+2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from migration_assets.config import MigrationConfig, database_url_from_env
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Migrate a legacy content store into the unified database, as Dagster assets."""
+
+
+@cli.command()
+@click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
+@click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--dry-run", is_flag=True, help="Parse, validate and plan; write nothing to the target.")
+@click.option("--incremental", is_flag=True, help="Skip files unchanged since they were last migrated.")
+@click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
+@click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
+@click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+@click.option("--verbose", "-v", is_flag=True, help="Show the run's progress and every file that was not migrated.")
+def migrate(
+    source: str,
+    backup: str,
+    batch_size: int,
+    dry_run: bool,
+    incremental: bool,
+    no_validate: bool,
+    parallel: bool,
+    max_workers: int,
+    max_file_size: int,
+    database_url: str | None,
+    verbose: bool,
+) -> None:
+    """Materialize the migration assets on the Dagster instance in $DAGSTER_HOME and write
+    BACKUP/migration_report.json and BACKUP/migration_summary.txt."""
+    from migration_assets.runner import run_migration
+
+    config = MigrationConfig(
+        source_directory=str(Path(source).resolve()),
+        backup_directory=str(Path(backup).resolve()),
+        batch_size=batch_size,
+        validate_data=not no_validate,
+        dry_run=dry_run,
+        incremental=incremental,
+        max_file_size=max_file_size,
+        parallel_processing=parallel,
+        max_workers=max_workers,
+    )
+    url = database_url or database_url_from_env()
+    outcome = run_migration(config, url, log_level="INFO" if verbose else "WARNING")
+    if not outcome.success:
+        click.echo(f"Migration run {outcome.run_id} failed: {outcome.error}", err=True)
+        sys.exit(1)
+    click.echo(outcome.summary_path.read_text(encoding="utf-8") if verbose else _short_summary(outcome.report_path))
+    click.echo(f"Report: {outcome.report_path}\nSummary: {outcome.summary_path}")
+
+
+def _short_summary(report_path: Path) -> str:
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    totals, records = report["totals"], report["totals"]["records"]
+    return (
+        f"Run {report['run_id']} {report['status']}: {totals['files']} files "
+        f"({totals['migrated']} migrated, {totals['skipped']} skipped, {totals['rejected']} rejected); "
+        f"{records['found']} records ({records['inserted']} inserted, {records['updated']} updated, "
+        f"{records['unchanged']} unchanged, {records['rejected']} rejected)"
+    )
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The spec's MigrationConfig: one source of truth for what a migration run does.
+
+Plain pydantic, no Dagster: the Dagster resource, the CLI and the API all build one of these.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+DEFAULT_DATABASE_URL = "sqlite:///.migration/migration.db"
+"""Target database when ``DATABASE_URL`` is unset: a SQLite file under ``.migration/`` in
+the working directory."""
+
+DEFAULT_BACKUP_DIRECTORY = ".migration/backups"
+SAMPLE_SOURCE_DIRECTORY = str(Path(__file__).parent / "sample_data" / "legacy")
+
+
+def database_url_from_env() -> str:
+    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def source_directory_from_env() -> str:
+    return os.environ.get("MIGRATION_SOURCE_DIR") or SAMPLE_SOURCE_DIRECTORY
+
+
+def backup_directory_from_env() -> str:
+    return os.environ.get("MIGRATION_BACKUP_DIR") or DEFAULT_BACKUP_DIRECTORY
+
+
+class MigrationConfig(BaseModel):
+    """What to migrate and how; field names and defaults follow the spec's table."""
+
+    source_directory: str = Field(description="Folder holding the legacy content store.")
+    backup_directory: str = Field(description="Folder for backups, reports and staging files.")
+    batch_size: int = Field(default=100, ge=1, description="Source files per batch (one transaction each).")
+    validate_data: bool = Field(default=True, description="Reject records that fail validation (they are recorded either way).")
+    create_backups: bool = Field(default=True, description="Back up rows a run changes before it writes.")
+    preserve_timestamps: bool = Field(default=True, description="Keep legacy created_at (else the file's mtime).")
+    dry_run: bool = Field(default=False, description="Parse, validate and plan; write nothing to the target.")
+    incremental: bool = Field(default=False, description="Skip files unchanged since their last migration.")
+    max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest file (bytes) that is processed.")
+    skip_large_files: bool = Field(default=True, description="Skip files over max_file_size; when off they are processed anyway.")
+    parallel_processing: bool = Field(default=False, description="Parse batches in a process pool.")
+    max_workers: int = Field(default=4, ge=1, description="Process pool size when parallel_processing is on.")
+    knowledge_min_chars: int = Field(default=500, ge=1, description="Content at least this long becomes knowledge items.")
+    chunk_chars: int = Field(default=1200, ge=200, description="Target size of a knowledge chunk, in characters.")
+
+    @property
+    def source_path(self) -> Path:
+        return Path(self.source_directory).expanduser().resolve()
+
+    @property
+    def backup_path(self) -> Path:
+        return Path(self.backup_directory).expanduser().resolve()

@@ -1,0 +1,148 @@
+"""Parsing and validation stages: source files → staged record batches → validation verdicts.
+
+Both stages stream: parsed records go to batch files on disk (``staging``), and validation
+reads them back one batch at a time, optionally in a process pool.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from migration_assets.config import MigrationConfig
+from migration_assets.inventory import FileInventory
+from migration_assets.sources.discovery import SourceFile
+from migration_assets.sources.parse import ParsedFile, parse_file
+from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch
+from migration_assets.store.loader import FileLoad
+from migration_assets.validation import validate_records
+
+T = TypeVar("T")
+R = TypeVar("R")
+ParsedBatch = list[tuple[SourceFile, ParsedFile]]
+
+
+def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: int) -> Iterator[R]:
+    """``fn(*job)`` for every job, in order; in a process pool when ``workers`` > 1."""
+    if workers <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(fn, *zip(*jobs, strict=True), chunksize=1)
+
+
+def batched(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def workers_for(config: MigrationConfig) -> int:
+    return config.max_workers if config.parallel_processing else 1
+
+
+@dataclass
+class BatchSummary:
+    path: str
+    files: int = 0
+    records: int = 0
+    rejected: int = 0
+    failed_files: int = 0
+    formats: Counter[str] = field(default_factory=Counter)
+
+
+def parse_batch(root: str, directory: str, batch_no: int, sources: list[SourceFile]) -> BatchSummary:
+    """Parse a batch of files and stage the result; returns only the summary (cheap to pass back)."""
+    batch: ParsedBatch = [(source, parse_file(Path(root), source)) for source in sources]
+    path = write_batch(Path(directory), batch_no, batch)
+    summary = BatchSummary(str(path), files=len(batch))
+    for _, parsed in batch:
+        summary.records += len(parsed.records)
+        summary.rejected += len(parsed.rejections)
+        summary.failed_files += parsed.error is not None
+        summary.formats[parsed.format] += len(parsed.records)
+    return summary
+
+
+def parse_stage(
+    config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None
+) -> StagedBatches:
+    """Parse every eligible file, ``config.batch_size`` files per staged batch."""
+    directory = staging_dir(config.backup_path, run_id, "parsed_records")
+    batches = batched(inventory.eligible, config.batch_size)
+    staged = StagedBatches(str(directory))
+    totals: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    jobs = [(inventory.root, str(directory), n, sources) for n, sources in enumerate(batches)]
+    for n, summary in enumerate(map_batches(parse_batch, jobs, workers_for(config)), start=1):
+        staged.files.append(summary.path)
+        totals.update(files=summary.files, records=summary.records, parse_rejected=summary.rejected, failed_files=summary.failed_files)
+        formats.update(summary.formats)
+        if on_batch:
+            on_batch(n, len(batches))
+    staged.counts = {
+        **{k: totals.get(k, 0) for k in ("files", "records", "parse_rejected", "failed_files")},
+        **{f"records_{k}": v for k, v in sorted(formats.items())},
+    }
+    return staged
+
+
+@dataclass
+class ValidatedRecords:
+    """Parsed batches plus validation's verdicts; iterating yields ready-to-load files per batch."""
+
+    parsed: StagedBatches
+    invalid: dict[int, dict[tuple[str, int], list[str]]] = field(default_factory=dict)  # batch → (path, index) → reasons
+    warnings: dict[int, dict[tuple[str, int], list[str]]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def batches(self) -> Iterator[list[FileLoad]]:
+        for batch_no, path in enumerate(self.parsed.files):
+            batch: ParsedBatch = read_batch(path)
+            by_file: dict[str, dict[int, list[str]]] = {}
+            for (rel, index), reasons in self.invalid.get(batch_no, {}).items():
+                by_file.setdefault(rel, {})[index] = reasons
+            yield [FileLoad(source, parsed, by_file.get(source.rel_path, {})) for source, parsed in batch]
+
+
+def validate_batch(path: str) -> tuple[dict[tuple[str, int], list[str]], list[tuple[str, str, int]]]:
+    """Validate one staged batch in a single schema call; return failures and the ids in order."""
+    batch: ParsedBatch = read_batch(path)
+    records = [record for _, parsed in batch for record in parsed.records]
+    failures = validate_records(records)
+    verdicts = {(records[i].source_path, records[i].record_index): reasons for i, reasons in failures.items()}
+    ids = [(r.legacy_id, r.source_path, r.record_index) for r in records]
+    return verdicts, ids
+
+
+# Failures that no setting lets through: the target cannot hold two records under one id.
+BLOCKING_ALWAYS = ("duplicate legacy_id",)
+
+
+def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedRecords:
+    """Validate every staged batch; duplicate legacy ids across batches are caught here too."""
+    result = ValidatedRecords(parsed)
+    first_seen: dict[str, str] = {}
+    valid = invalid = warned = 0
+    jobs = [(path,) for path in parsed.files]
+    for batch_no, (verdicts, ids) in enumerate(map_batches(validate_batch, jobs, workers_for(config))):
+        for legacy_id, rel, index in ids:
+            if legacy_id in first_seen and (rel, index) not in verdicts:
+                verdicts[(rel, index)] = [f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}"]
+            first_seen.setdefault(legacy_id, rel)
+        blocking: dict[tuple[str, int], list[str]] = {}
+        for key, reasons in verdicts.items():
+            if config.validate_data or any(r.startswith(BLOCKING_ALWAYS) for r in reasons):
+                blocking[key] = reasons
+            else:
+                result.warnings.setdefault(batch_no, {})[key] = reasons
+                warned += 1
+        if blocking:
+            result.invalid[batch_no] = blocking
+        invalid += len(blocking)
+        valid += len(ids) - len(blocking)
+    result.counts = {"valid": valid, "invalid": invalid, "warnings": warned}
+    return result

@@ -1,0 +1,280 @@
+"""The unified record model every legacy format is normalised into, and its normalisation.
+
+A parser hands over raw field dicts; ``normalise_record`` turns one into a ``LegacyRecord``
+or a ``RecordRejection`` with a reason. Nothing here knows about files or databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KNOWN_FIELDS = ("id", "title", "content", "url", "type", "created_at", "tags", "category", "metadata")
+FIELD_ALIASES: dict[str, str] = {
+    "legacy_id": "id",
+    "_id": "id",
+    "uuid": "id",
+    "name": "title",
+    "subject": "title",
+    "headline": "title",
+    "body": "content",
+    "text": "content",
+    "description": "content",
+    "link": "url",
+    "href": "url",
+    "kind": "type",
+    "content_type": "type",
+    "date": "created_at",
+    "created": "created_at",
+    "createdat": "created_at",
+    "published": "created_at",
+    "published_at": "created_at",
+    "labels": "tags",
+    "keywords": "tags",
+    "section": "category",
+    "meta": "metadata",
+}
+_INVISIBLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@dataclass(slots=True)
+class LegacyRecord:
+    """One legacy record in the shape of the target's content item."""
+
+    legacy_id: str
+    source_path: str
+    source_format: str
+    record_index: int
+    title: str | None
+    content: str | None
+    url: str | None = None
+    type: str | None = None
+    created_at: str | None = None
+    tags: list[str] = field(default_factory=list)
+    category: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content_hash: str = ""
+    record_hash: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class RecordRejection:
+    """A record that cannot be migrated, with the reason a person can act on."""
+
+    source_path: str
+    record_index: int
+    reason: str
+    legacy_id: str | None = None
+    raw: str | None = None
+
+
+def clean_text(value: str) -> str:
+    """Drop what no target database stores faithfully: NUL characters and lone surrogates."""
+    if _INVISIBLE.search(value) is None:
+        return value
+    value = value.replace("\x00", "")
+    return value.encode("utf-8", "replace").decode("utf-8") if _INVISIBLE.search(value) else value
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """A JSON-serialisable copy: dates become ISO strings, NaN/Infinity become None."""
+    if _depth > 64:
+        raise ValueError("value nested deeper than 64 levels")
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {clean_text(str(k)): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [json_safe(v, _depth + 1) for v in items]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def normalise_id(value: Any) -> str | None:
+    """Legacy ids arrive as ints or strings; both become a stripped string."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        value = clean_text(value).strip()
+        return value or None
+    return None
+
+
+def normalise_tags(value: Any) -> list[str]:
+    """Tags arrive as a list, a ``|``- or comma-separated string, or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        sep = "|" if "|" in value else ","
+        parts: list[Any] = value.split(sep)
+    elif isinstance(value, (list, tuple, set)):
+        parts = list(value)
+    else:
+        parts = [value]
+    tags: list[str] = []
+    for part in parts:
+        if part is None or isinstance(part, (dict, list)):
+            continue
+        tag = clean_text(str(part)).strip()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+_EPOCH_MAX = 253402300799  # 9999-12-31
+
+
+def normalise_date(value: Any) -> str | None:
+    """An ISO 8601 string for any date shape legacy data holds; the raw text if unparseable.
+
+    Aware datetimes are converted to UTC; naive ones are taken as UTC. Plain dates stay dates.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or not 0 <= value <= _EPOCH_MAX:
+            return str(value)
+        return normalise_date(dt.datetime.fromtimestamp(value, tz=dt.UTC))
+    text = clean_text(str(value)).strip()
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            return text
+    if len(text) == 10 and parsed.time() == dt.time():
+        return parsed.date().isoformat()
+    return normalise_date(parsed)
+
+
+def parse_iso(value: str | None) -> dt.datetime | None:
+    """The datetime an ISO string written by ``normalise_date`` stands for (UTC)."""
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _text_field(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value) if not isinstance(value, float) or math.isfinite(value) else None
+    raise TypeError(f"expected text, got {type(value).__name__}")
+
+
+def sha256_text(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
+
+
+def normalise_record(
+    raw: dict[str, Any],
+    *,
+    source_path: str,
+    source_format: str,
+    record_index: int,
+    default_title: str | None = None,
+) -> LegacyRecord | RecordRejection:
+    """One legacy field dict → a ``LegacyRecord``, or a rejection saying which field is wrong."""
+    fields: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).strip().lower() if key is not None else ""
+        name = FIELD_ALIASES.get(name, name)
+        if name in KNOWN_FIELDS and name not in fields:
+            fields[name] = value
+        else:
+            extras[str(key)] = value
+    try:
+        title = _text_field(fields.get("title"))
+        content = _text_field(fields.get("content"))
+        url = _text_field(fields.get("url"))
+        kind = _text_field(fields.get("type"))
+        category = _text_field(fields.get("category"))
+    except TypeError as exc:
+        return RecordRejection(source_path, record_index, f"wrong field type: {exc}", normalise_id(fields.get("id")))
+    if title is not None and not title.strip():
+        title = None
+    if title is None and default_title:
+        title = default_title
+    legacy_id = normalise_id(fields.get("id")) or f"{source_path}#{record_index}"
+    raw_meta = fields.get("metadata")
+    metadata: dict[str, Any] = {}
+    for key, value in extras.items():
+        metadata[key] = value
+    if isinstance(raw_meta, dict):
+        for key, value in raw_meta.items():
+            metadata[f"legacy:{key}" if key in extras else key] = value
+    elif raw_meta is not None:
+        metadata["legacy:metadata"] = raw_meta
+    try:
+        safe_meta = json_safe(metadata)
+    except ValueError as exc:
+        return RecordRejection(source_path, record_index, f"metadata: {exc}", legacy_id)
+    record = LegacyRecord(
+        legacy_id=legacy_id,
+        source_path=source_path,
+        source_format=source_format,
+        record_index=record_index,
+        title=title.strip() if title else None,
+        content=content,
+        url=url.strip() if url and url.strip() else None,
+        type=kind.strip() if kind and kind.strip() else None,
+        created_at=normalise_date(fields.get("created_at")),
+        tags=normalise_tags(fields.get("tags")),
+        category=category.strip() if category and category.strip() else None,
+        metadata=safe_meta,
+    )
+    record.content_hash = sha256_text(record.content)
+    record.record_hash = record_fingerprint(record)
+    return record
+
+
+def record_fingerprint(record: LegacyRecord) -> str:
+    """A hash of everything a record would write, so an unchanged record is never rewritten."""
+    payload = [
+        record.source_path,
+        record.source_format,
+        record.title,
+        record.content_hash,
+        record.url,
+        record.type,
+        record.created_at,
+        record.tags,
+        record.category,
+        record.metadata,
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()

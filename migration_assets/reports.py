@@ -1,0 +1,117 @@
+"""The run report: ``migration_report.json`` (every file and rejected record accounted for)
+and ``migration_summary.txt`` (for people), both built from the tracking tables."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RejectedRecord
+
+REPORT_FILE = "migration_report.json"
+SUMMARY_FILE = "migration_summary.txt"
+FILE_STATUSES = ("migrated", "skipped", "rejected")
+
+
+def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
+    items = MigrationItem.__table__
+    rejected = RejectedRecord.__table__
+    with engine.connect() as conn:
+        run = conn.execute(select(MigrationRun.__table__).where(MigrationRun.__table__.c.id == run_id)).mappings().first()
+        if run is None:
+            raise LookupError(f"no migration run {run_id!r} in the target database")
+        files = conn.execute(select(items).where(items.c.run_id == run_id).order_by(items.c.source_path)).mappings().all()
+        rejections = (
+            conn.execute(select(rejected).where(rejected.c.run_id == run_id).order_by(rejected.c.source_path, rejected.c.record_index))
+            .mappings()
+            .all()
+        )
+        in_target = {
+            "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),
+            "knowledge_items": conn.execute(select(func.count()).select_from(KnowledgeItem)).scalar_one(),
+            "embeddings": conn.execute(select(func.count()).select_from(Embedding)).scalar_one(),
+        }
+    status_counts = Counter(f["status"] for f in files)
+    record_keys = ("found", "inserted", "updated", "unchanged", "rejected")
+    records = {key: sum(f[f"records_{key}"] for f in files) for key in record_keys}
+    by_format: dict[str, Counter[str]] = defaultdict(Counter)
+    for f in files:
+        by_format[f["source_format"]].update({"files": 1, f["status"]: 1, "records": f["records_found"]})
+    errors_by_stage = Counter(r["stage"] for r in rejections)
+    started, finished = run["started_at"], run["finished_at"]
+    return {
+        "run_id": run_id,
+        "status": run["status"],
+        "dry_run": run["dry_run"],
+        "source_directory": run["source_directory"],
+        "partition_key": run["partition_key"],
+        "started_at": started.isoformat() if started else None,
+        "finished_at": finished.isoformat() if finished else None,
+        "config": run["config"],
+        "totals": {
+            "files": len(files),
+            **{status: status_counts.get(status, 0) for status in FILE_STATUSES},
+            "records": records,
+        },
+        "in_target": in_target,
+        "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
+        "errors_by_stage": dict(errors_by_stage),
+        "stages": run["stats"],
+        "files": [
+            {
+                "path": f["source_path"],
+                "format": f["source_format"],
+                "status": f["status"],
+                "reason": f["reason"],
+                "size": f["size"],
+                "sha256": f["sha256"],
+                "encoding": f["encoding"],
+                "records": {key: f[f"records_{key}"] for key in record_keys},
+            }
+            for f in files
+        ],
+        "rejected_records": [
+            {"path": r["source_path"], "index": r["record_index"], "legacy_id": r["legacy_id"], "stage": r["stage"], "reason": r["reason"]}
+            for r in rejections
+        ],
+    }
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    totals, records = report["totals"], report["totals"]["records"]
+    lines = [
+        f"Migration run {report['run_id']}: {report['status']}" + (" (dry run: nothing written)" if report["dry_run"] else ""),
+        f"Source: {report['source_directory']}",
+        f"Started {report['started_at']}, finished {report['finished_at']}",
+        "",
+        f"Files: {totals['files']} discovered = {totals['migrated']} migrated + {totals['skipped']} skipped + {totals['rejected']} rejected",
+        f"Records: {records['found']} found = {records['inserted']} inserted + {records['updated']} updated"
+        f" + {records['unchanged']} unchanged + {records['rejected']} rejected",
+        f"In the target now: {report['in_target']['content_items']} content items, "
+        f"{report['in_target']['knowledge_items']} knowledge items, {report['in_target']['embeddings']} embeddings",
+        "",
+        "By format:",
+    ]
+    for fmt, counts in report["by_format"].items():
+        lines.append(f"  {fmt:<10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    timings = report.get("stages") or {}
+    if timings:
+        lines += ["", "Stages:"] + [f"  {name:<18} {value}" for name, value in timings.items()]
+    problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
+    if problems:
+        lines += ["", "Files not (fully) migrated:"]
+        lines += [f"  [{f['status']}] {f['path']}: {f['reason']}" for f in problems]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, Path]:
+    backup_directory.mkdir(parents=True, exist_ok=True)
+    report_path = backup_directory / REPORT_FILE
+    summary_path = backup_directory / SUMMARY_FILE
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    summary_path.write_text(render_summary(report), encoding="utf-8")
+    return report_path, summary_path

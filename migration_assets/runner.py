@@ -1,0 +1,69 @@
+"""Launching the migration job on a Dagster instance, for the CLI and the API.
+
+A launch from here is an ordinary run of the ``migrate`` job: it appears in the UI's run
+history, with the same assets, checks and metadata as a launch from the UI.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from migration_assets.config import MigrationConfig
+from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
+from migration_assets.store.database import get_engine
+from migration_assets.store.runs import mark_failed
+
+
+@dataclass
+class LaunchResult:
+    run_id: str
+    success: bool
+    report_path: Path
+    summary_path: Path
+    error: str | None = None
+
+
+def default_instance() -> dg.DagsterInstance:
+    """The instance in ``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path.cwd() / ".dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        settings = home / "dagster.yaml"
+        if not settings.exists():
+            settings.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def run_migration(
+    config: MigrationConfig,
+    database_url: str,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+    tags: dict[str, str] | None = None,
+) -> LaunchResult:
+    """Materialize every migration asset for ``config`` into ``database_url``; never raises for
+    a failed run, returns it."""
+    from migration_assets.definitions import defs
+
+    job = defs.resolve_job_def("migrate")
+    run_config = {
+        "resources": {
+            "migration": {"config": config.model_dump()},
+            "target": {"config": {"url": database_url}},
+        },
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+    result = job.execute_in_process(run_config=run_config, instance=instance or default_instance(), raise_on_error=False, tags=tags)
+    error = None
+    if not result.success:
+        failures = [event for event in result.all_events if event.is_step_failure]
+        error = failures[0].message if failures else "run failed"
+        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
+            error = failures[0].step_failure_data.error.message.strip()
+        mark_failed(get_engine(database_url), result.run_id, error or "run failed")
+    backup = config.backup_path
+    return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

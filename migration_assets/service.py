@@ -1,0 +1,65 @@
+"""The migration's use cases, in plain Python: what the assets, the CLI and the API all call.
+
+Each stage function takes the config, the target engine and the upstream stage's output,
+and returns its own output with the figures worth showing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from migration_assets.config import MigrationConfig
+from migration_assets.embeddings import EmbeddingProvider, get_provider
+from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
+from migration_assets.inventory import FileInventory, take_inventory
+from migration_assets.store import derived, loader
+from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
+from migration_assets.store.loader import LoadCounts
+
+__all__ = [
+    "embedding_stage",
+    "knowledge_stage",
+    "load_stage",
+    "parse_stage",
+    "take_inventory",
+    "validate_stage",
+]
+
+Progress = Callable[[int, int], None]
+
+
+def load_stage(
+    engine: Engine,
+    run_id: str,
+    config: MigrationConfig,
+    inventory: FileInventory,
+    validated: ValidatedRecords,
+    on_batch: Progress | None = None,
+) -> LoadCounts:
+    """Write every batch in its own transaction, plus the tracking rows of never-parsed files."""
+    counts = LoadCounts()
+    with engine.begin() as conn:
+        skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
+        counts.files.update(skipped)
+    total = len(validated.parsed)
+    for n, files in enumerate(validated.batches(), start=1):
+        with engine.begin() as conn:
+            counts.add(loader.write_batch(conn, run_id, files, preserve_timestamps=config.preserve_timestamps, dry_run=config.dry_run))
+        if on_batch:
+            on_batch(n, total)
+    return counts
+
+
+def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig) -> KnowledgeCounts:
+    return derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars)
+
+
+def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | None = None) -> EmbeddingCounts:
+    return derived.refresh_embeddings(engine, run_id, provider or get_provider())
+
+
+def config_summary(config: MigrationConfig) -> dict[str, Any]:
+    return config.model_dump()

@@ -1,0 +1,128 @@
+"""The inventory of a source directory: every file, its fingerprint and whether it is eligible.
+
+Symbolic links are never followed out of the source directory, and each real file is
+listed once however many links point at it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS: dict[str, str] = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".csv": "csv",
+}
+
+
+class FileStatus(enum.StrEnum):
+    ELIGIBLE = "eligible"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED = "unsupported"
+    UNREADABLE = "unreadable"
+    NOT_FOLLOWED = "not_followed"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One file found under the source directory, with what the migration will do with it."""
+
+    rel_path: str
+    format: str
+    size: int
+    mtime: float
+    sha256: str | None
+    status: FileStatus
+    reason: str | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.status is FileStatus.ELIGIBLE
+
+
+def format_of(name: str) -> str:
+    suffix = os.path.splitext(name)[1].lower()
+    return FORMATS.get(suffix, suffix.lstrip(".") or "none")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, FileStatus, str | None]]:
+    """Yield ``(path, status, reason)`` for every entry that is not a folder, in a stable order."""
+    root_stat = root.stat()
+    seen: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            yield folder, FileStatus.UNREADABLE, f"folder cannot be listed: {exc.strerror or exc}"
+            continue
+        subfolders = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(root):
+                        yield path, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory"
+                        continue
+                stat = path.stat()
+            except OSError as exc:
+                yield path, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}"
+                continue
+            key = (stat.st_dev, stat.st_ino)
+            if key in seen:
+                if not entry.is_dir(follow_symlinks=True):
+                    yield path, FileStatus.NOT_FOLLOWED, "link to a file listed already"
+                continue
+            seen.add(key)
+            if entry.is_dir(follow_symlinks=True):
+                subfolders.append(path)
+            elif entry.is_file(follow_symlinks=True):
+                yield path, FileStatus.ELIGIBLE, None
+            else:
+                yield path, FileStatus.UNSUPPORTED, "not a regular file"
+        stack.extend(reversed(subfolders))
+
+
+def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True) -> Iterator[SourceFile]:
+    """Every file under ``root``, fingerprinted, with its eligibility and the reason if not."""
+    root = root.resolve()
+    for path, status, problem in _walk(root):
+        rel = path.relative_to(root).as_posix()
+        fmt = format_of(path.name)
+        if status is not FileStatus.ELIGIBLE:
+            yield SourceFile(rel, fmt, 0, 0.0, None, status, problem)
+            continue
+        try:
+            stat = path.stat()
+            if fmt not in FORMATS.values():
+                yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.UNSUPPORTED, f"unsupported format '{fmt}'")
+                continue
+            if stat.st_size > max_file_size and skip_large_files:
+                reason = f"{stat.st_size} bytes is over max_file_size ({max_file_size})"
+                yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.TOO_LARGE, reason)
+                continue
+            digest = file_sha256(path)
+        except OSError as exc:
+            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}")
+            continue
+        yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, digest, FileStatus.ELIGIBLE)

@@ -1,0 +1,72 @@
+"""JSON (one object, or an array of objects) and JSON Lines parsers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.sources.errors import FileRejected
+
+Parsed = tuple[list[LegacyRecord], list[RecordRejection]]
+
+
+def _load(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileRejected(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise FileRejected("malformed JSON: nested too deeply") from None
+
+
+def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str) -> Parsed:
+    records: list[LegacyRecord] = []
+    rejections: list[RecordRejection] = []
+    for index, item in items:
+        if not isinstance(item, dict):
+            rejections.append(RecordRejection(rel_path, index, f"expected a JSON object, got {type(item).__name__}", raw=_preview(item)))
+            continue
+        result = normalise_record(item, source_path=rel_path, source_format=fmt, record_index=index)
+        (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
+    return records, rejections
+
+
+def _preview(item: Any) -> str:
+    try:
+        return json.dumps(item, default=str)[:500]
+    except (ValueError, RecursionError):
+        return repr(item)[:500]
+
+
+def parse_json(text: str, rel_path: str) -> Parsed:
+    """One object is one record; an array holds one record per element."""
+    if not text.strip():
+        raise FileRejected("empty file")
+    data = _load(text)
+    if isinstance(data, dict):
+        return _collect([(0, data)], rel_path, "json")
+    if isinstance(data, list):
+        if not data:
+            raise FileRejected("empty JSON array")
+        return _collect(list(enumerate(data)), rel_path, "json")
+    raise FileRejected(f"top-level JSON value is {type(data).__name__}, expected an object or an array of objects")
+
+
+def parse_jsonl(text: str, rel_path: str) -> Parsed:
+    """One object per line; a bad line is rejected alone (its record index is its line number)."""
+    items: list[tuple[int, Any]] = []
+    rejections: list[RecordRejection] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            rejections.append(RecordRejection(rel_path, lineno, f"malformed JSON on line {lineno}: {exc.msg}", raw=line[:500]))
+        except RecursionError:
+            rejections.append(RecordRejection(rel_path, lineno, f"JSON on line {lineno} nested too deeply", raw=line[:500]))
+    if not items and not rejections:
+        raise FileRejected("empty file")
+    records, more = _collect(items, rel_path, "jsonl")
+    return records, rejections + more

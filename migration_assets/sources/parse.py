@@ -1,0 +1,55 @@
+"""One entry point for every format: a source file in, records and rejections out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migration_assets.records import LegacyRecord, RecordRejection
+from migration_assets.sources.csv_files import parse_csv
+from migration_assets.sources.decoding import BinaryContent, decode_bytes
+from migration_assets.sources.discovery import SourceFile
+from migration_assets.sources.errors import FileRejected
+from migration_assets.sources.json_files import parse_json, parse_jsonl
+from migration_assets.sources.markdown import parse_markdown
+from migration_assets.sources.text import parse_text
+
+Parser = Callable[[str, str], tuple[list[LegacyRecord], list[RecordRejection]]]
+PARSERS: dict[str, Parser] = {
+    "json": parse_json,
+    "jsonl": parse_jsonl,
+    "markdown": parse_markdown,
+    "text": parse_text,
+    "csv": parse_csv,
+}
+
+
+@dataclass(slots=True)
+class ParsedFile:
+    """What one file yielded: its records, the records it could not give, or why it failed whole."""
+
+    rel_path: str
+    format: str
+    encoding: str | None = None
+    records: list[LegacyRecord] = field(default_factory=list)
+    rejections: list[RecordRejection] = field(default_factory=list)
+    error: str | None = None
+
+
+def parse_file(root: Path, source: SourceFile) -> ParsedFile:
+    """Parse one eligible file; never raises for bad input, only reports it."""
+    outcome = ParsedFile(source.rel_path, source.format)
+    try:
+        data = (root / source.rel_path).read_bytes()
+    except OSError as exc:
+        outcome.error = f"cannot be read: {exc.strerror or exc}"
+        return outcome
+    try:
+        text, outcome.encoding = decode_bytes(data)
+        outcome.records, outcome.rejections = PARSERS[source.format](text, source.rel_path)
+    except (BinaryContent, FileRejected) as exc:
+        outcome.error = str(exc)
+    except RecursionError:
+        outcome.error = "content nested too deeply to parse"
+    return outcome

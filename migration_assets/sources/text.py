@@ -1,0 +1,18 @@
+"""Plain text: the whole file is the content, the file name is the title."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.sources.errors import FileRejected
+
+
+def parse_text(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[RecordRejection]]:
+    if not text.strip():
+        raise FileRejected("empty file")
+    title = PurePosixPath(rel_path).stem
+    record = normalise_record({"content": text}, source_path=rel_path, source_format="text", record_index=0, default_title=title)
+    if isinstance(record, RecordRejection):
+        return [], [record]
+    return [record], []

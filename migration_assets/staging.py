@@ -1,0 +1,60 @@
+"""Record batches handed from one stage to the next through files, never held whole in memory.
+
+A stage writes numbered batch files into a run-scoped folder and hands on a small
+``StagedBatches`` handle; the next stage streams the batches back one at a time.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STAGING_FOLDER = ".staging"
+
+
+def staging_dir(backup_directory: Path, run_id: str, stage: str) -> Path:
+    return backup_directory / STAGING_FOLDER / run_id / stage
+
+
+def write_batch(directory: Path, batch_no: int, batch: Any) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"batch-{batch_no:06d}.pickle"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(batch, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return path
+
+
+def read_batch(path: str | Path) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own files, written by write_batch
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"staged batch {path} is gone (staging is cleaned after a successful run); re-materialize the upstream assets"
+        ) from None
+
+
+@dataclass
+class StagedBatches:
+    """A handle to the batch files one stage wrote, in order, with summary counts."""
+
+    directory: str
+    files: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        for path in self.files:
+            yield read_batch(path)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def clean_run_staging(backup_directory: Path, run_id: str) -> None:
+    shutil.rmtree(backup_directory / STAGING_FOLDER / run_id, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The target database: SQLAlchemy models, engine, schema migrations and the batch loader."""

@@ -1,0 +1,248 @@
+"""Writing a batch of records into the target: content items, legacy mappings, the files'
+tracking rows and every rejection, in one transaction per batch.
+
+An unchanged record (same legacy id, path and record hash) is never rewritten, so running
+the same migration twice leaves the database as once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from migration_assets.records import LegacyRecord, RecordRejection, parse_iso
+from migration_assets.sources.discovery import FileStatus, SourceFile
+from migration_assets.sources.parse import ParsedFile
+from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RejectedRecord
+
+CONTENT = ContentItem.__table__
+MAPPINGS = LegacyMapping.__table__
+ITEMS = MigrationItem.__table__
+REJECTED = RejectedRecord.__table__
+_IN_CHUNK = 500
+SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED}
+
+
+@dataclass
+class LoadCounts:
+    """What a write did, per record."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    files: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: LoadCounts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.files.update(other.files)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "files": dict(self.files),
+        }
+
+
+@dataclass
+class FileLoad:
+    """One parsed file with the verdicts of validation, ready to write."""
+
+    source: SourceFile
+    parsed: ParsedFile
+    invalid: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons
+
+
+def file_status(source: SourceFile) -> str:
+    return "skipped" if source.status in SKIPPED_STATUSES else "rejected"
+
+
+def _item_row(run_id: str, source: SourceFile, status: str, reason: str | None, **counts: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "source_path": source.rel_path,
+        "source_format": source.format,
+        "status": status,
+        "reason": reason,
+        "size": source.size,
+        "mtime": source.mtime,
+        "sha256": source.sha256,
+        "encoding": counts.pop("encoding", None),
+        "records_found": counts.get("found", 0),
+        "records_inserted": counts.get("inserted", 0),
+        "records_updated": counts.get("updated", 0),
+        "records_unchanged": counts.get("unchanged", 0),
+        "records_rejected": counts.get("rejected", 0),
+    }
+
+
+def record_ineligible_files(conn: Connection, run_id: str, sources: Iterable[SourceFile]) -> Counter[str]:
+    """Tracking rows for files that are never parsed: unsupported, too large, unreadable."""
+    rows = [_item_row(run_id, s, file_status(s), s.reason) for s in sources if not s.eligible]
+    if rows:
+        conn.execute(insert(ITEMS), rows)
+    return Counter(row["status"] for row in rows)
+
+
+def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
+    """``legacy_id → (id, source_path, record_hash)`` for the ids already in the target."""
+    found: dict[str, tuple[int, str, str]] = {}
+    for start in range(0, len(legacy_ids), _IN_CHUNK):
+        chunk = legacy_ids[start : start + _IN_CHUNK]
+        query = select(CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_path, CONTENT.c.record_hash).where(
+            CONTENT.c.legacy_id.in_(chunk)
+        )
+        for legacy_id, item_id, path, record_hash in conn.execute(query):
+            found[legacy_id] = (item_id, path, record_hash)
+    return found
+
+
+def _content_row(record: LegacyRecord, source: SourceFile, run_id: str, now: dt.datetime, preserve_timestamps: bool) -> dict[str, Any]:
+    created = parse_iso(record.created_at) if preserve_timestamps else None
+    if created is None and preserve_timestamps and source.mtime:
+        created = dt.datetime.fromtimestamp(source.mtime, tz=dt.UTC)
+    return {
+        "legacy_id": record.legacy_id,
+        "source_path": record.source_path,
+        "source_format": record.source_format,
+        "title": record.title,
+        "content": record.content,
+        "url": record.url,
+        "content_type": record.type,
+        "category": record.category,
+        "tags": record.tags,
+        "metadata": record.metadata,
+        "content_hash": record.content_hash,
+        "content_length": len(record.content or ""),
+        "record_hash": record.record_hash,
+        "created_at": created or now,
+        "updated_at": now,
+        "run_id": run_id,
+    }
+
+
+def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "source_path": rejection.source_path,
+        "record_index": rejection.record_index,
+        "legacy_id": rejection.legacy_id,
+        "stage": stage,
+        "reason": rejection.reason,
+        "raw": rejection.raw,
+    }
+
+
+def write_batch(
+    conn: Connection, run_id: str, files: Sequence[FileLoad], *, preserve_timestamps: bool, dry_run: bool = False
+) -> LoadCounts:
+    """Write one batch of parsed, validated files; the caller owns the transaction.
+
+    With ``dry_run`` nothing is written and the counts say what would have happened.
+    """
+    now = dt.datetime.now(dt.UTC)
+    counts = LoadCounts()
+    valid: list[tuple[FileLoad, LegacyRecord]] = []
+    for load in files:
+        for record in load.parsed.records:
+            if record.record_index not in load.invalid:
+                valid.append((load, record))
+    existing = existing_items(conn, [record.legacy_id for _, record in valid])
+
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+    rejections: list[dict[str, Any]] = []
+    per_file: dict[str, Counter[str]] = {load.source.rel_path: Counter() for load in files}
+    reasons: dict[str, list[str]] = {load.source.rel_path: [] for load in files}
+
+    def reject(rejection: RecordRejection, stage: str) -> None:
+        rejections.append(_rejection_row(run_id, rejection, stage))
+        per_file[rejection.source_path]["rejected"] += 1
+        reasons[rejection.source_path].append(rejection.reason)
+
+    for load in files:
+        for rejection in load.parsed.rejections:
+            reject(rejection, "parse")
+        for record in load.parsed.records:
+            if record.record_index in load.invalid:
+                raw = f"title={record.title!r:.200} content={record.content!r:.200}"
+                reject(
+                    RecordRejection(
+                        record.source_path, record.record_index, "; ".join(load.invalid[record.record_index]), record.legacy_id, raw
+                    ),
+                    "validate",
+                )
+
+    for load, record in valid:
+        tally = per_file[record.source_path]
+        known = existing.get(record.legacy_id)
+        if known is None:
+            row = _content_row(record, load.source, run_id, now, preserve_timestamps)
+            row["migrated_at"] = now
+            new_rows.append(row)
+            existing[record.legacy_id] = (-1, record.source_path, record.record_hash)
+            tally["inserted"] += 1
+        elif known[1] != record.source_path:
+            reason = f"legacy_id {record.legacy_id!r} is already migrated from {known[1]!r}"
+            reject(RecordRejection(record.source_path, record.record_index, reason, record.legacy_id), "load")
+        elif known[2] == record.record_hash:
+            tally["unchanged"] += 1
+        else:
+            row = _content_row(record, load.source, run_id, now, preserve_timestamps)
+            row["_id"] = known[0]
+            changed_rows.append(row)
+            tally["updated"] += 1
+
+    if not dry_run:
+        if new_rows:
+            inserted = conn.execute(
+                insert(CONTENT).returning(CONTENT.c.id, CONTENT.c.legacy_id, CONTENT.c.source_path, sort_by_parameter_order=True),
+                new_rows,
+            )
+            mappings = [
+                {"legacy_id": legacy_id, "content_item_id": item_id, "source_path": path, "run_id": run_id, "created_at": now}
+                for item_id, legacy_id, path in inserted
+            ]
+            conn.execute(insert(MAPPINGS), mappings)
+        if changed_rows:
+            # bind names may not equal column names in an UPDATE's SET clause
+            columns = [c for c in changed_rows[0] if c not in ("_id", "legacy_id")]
+            statement = update(CONTENT).where(CONTENT.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
+            conn.execute(statement, [{"_id": row["_id"], **{f"v_{c}": row[c] for c in columns}} for row in changed_rows])
+        if rejections:
+            conn.execute(insert(REJECTED), rejections)
+
+    item_rows = []
+    for load in files:
+        tally = per_file[load.source.rel_path]
+        loaded = tally["inserted"] + tally["updated"] + tally["unchanged"]
+        found = len(load.parsed.records) + len(load.parsed.rejections)
+        if load.parsed.error:
+            status, reason = "rejected", load.parsed.error
+        elif loaded:
+            status = "migrated"
+            reason = f"{tally['rejected']} of {found} records rejected: {reasons[load.source.rel_path][0]}" if tally["rejected"] else None
+        else:
+            status = "rejected"
+            first = reasons[load.source.rel_path][0] if reasons[load.source.rel_path] else "no records"
+            reason = f"all {found} records rejected: {first}" if found > 1 else first
+        counts.files[status] += 1
+        item_rows.append(_item_row(run_id, load.source, status, reason, found=found, encoding=load.parsed.encoding, **tally))
+        counts.inserted += tally["inserted"]
+        counts.updated += tally["updated"]
+        counts.unchanged += tally["unchanged"]
+        counts.rejected += tally["rejected"]
+    if not dry_run and item_rows:
+        conn.execute(insert(ITEMS), item_rows)
+    return counts

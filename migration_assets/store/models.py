@@ -1,0 +1,197 @@
+"""The target schema as typed SQLAlchemy models. Table names are a contract: users query them.
+
+Alembic (``store/migrations``) owns the schema; these models document it and are what the
+code reads and writes through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from migration_assets.store.types import JSONDocument, Vector
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONDocument, list[str]: JSONDocument}
+
+
+class MigrationRun(Base):
+    """One execution of the pipeline; its id is the Dagster run id."""
+
+    __tablename__ = "migration_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # running | completed | failed | rolled_back
+    source_directory: Mapped[str] = mapped_column(Text)
+    partition_key: Mapped[str | None] = mapped_column(String(255))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ContentItem(Base):
+    """A migrated legacy record: the unified content store's main table."""
+
+    __tablename__ = "content_items"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    legacy_id: Mapped[str] = mapped_column(String(512), unique=True)
+    source_path: Mapped[str] = mapped_column(Text, index=True)
+    source_format: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    category: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str]] = mapped_column(default=list)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    record_hash: Mapped[str] = mapped_column(String(64))
+    content_length: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    migrated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class KnowledgeItem(Base):
+    """A chunk of a content item with substantial text, the unit that is embedded and searched."""
+
+    __tablename__ = "knowledge_items"
+    __table_args__ = (UniqueConstraint("content_item_id", "chunk_index"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    content_item_id: Mapped[int] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"))
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    source_hash: Mapped[str] = mapped_column(String(64))  # content_hash of the item it was cut from
+    run_id: Mapped[str] = mapped_column(String(64))
+
+
+class Embedding(Base):
+    """One vector per knowledge chunk."""
+
+    __tablename__ = "embeddings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    knowledge_item_id: Mapped[int] = mapped_column(ForeignKey("knowledge_items.id", ondelete="CASCADE"), unique=True)
+    model: Mapped[str] = mapped_column(String(100))
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[np.ndarray] = mapped_column(Vector)
+    run_id: Mapped[str] = mapped_column(String(64))
+
+
+class LegacyMapping(Base):
+    """Legacy id → the content item it became."""
+
+    __tablename__ = "legacy_mappings"
+
+    legacy_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    content_item_id: Mapped[int] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MigrationItem(Base):
+    """One source file in one run: its fingerprint, what happened to it and why."""
+
+    __tablename__ = "migration_items"
+    __table_args__ = (UniqueConstraint("run_id", "source_path"), Index(None, "source_path"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("migration_runs.id", ondelete="CASCADE"))
+    source_path: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # migrated | skipped | rejected
+    reason: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    encoding: Mapped[str | None] = mapped_column(String(20))
+    records_found: Mapped[int] = mapped_column(Integer, default=0)
+    records_inserted: Mapped[int] = mapped_column(Integer, default=0)
+    records_updated: Mapped[int] = mapped_column(Integer, default=0)
+    records_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    records_rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RejectedRecord(Base):
+    """A record that was not migrated, kept with its reason so nothing is silently dropped."""
+
+    __tablename__ = "rejected_records"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("migration_runs.id", ondelete="CASCADE"), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    record_index: Mapped[int] = mapped_column(Integer)
+    legacy_id: Mapped[str | None] = mapped_column(String(512))
+    stage: Mapped[str] = mapped_column(String(20))  # parse | validate | load
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+
+
+class DataIntegrityCheck(Base):
+    """The result of one integrity check for one run."""
+
+    __tablename__ = "data_integrity_checks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    check_name: Mapped[str] = mapped_column(String(100))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    severity: Mapped[str] = mapped_column(String(10))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MigrationBackup(Base):
+    """A backup file written before a run changed the target."""
+
+    __tablename__ = "migration_backups"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

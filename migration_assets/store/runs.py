@@ -1,0 +1,56 @@
+"""The ``migration_runs`` ledger: where each run is, and how it ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from migration_assets.store.models import MigrationRun, utcnow
+
+RUNS = MigrationRun.__table__
+
+
+def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None) -> None:
+    """Record that ``run_id`` has started (idempotent: a re-executed run starts again)."""
+    with engine.begin() as conn:
+        known = conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
+        values = {
+            "status": "running",
+            "source_directory": source_directory,
+            "partition_key": partition_key,
+            "dry_run": bool(config.get("dry_run")),
+            "config": config,
+            "error": None,
+            "finished_at": None,
+        }
+        if known:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))
+        else:
+            conn.execute(RUNS.insert().values(id=run_id, stats={}, started_at=utcnow(), **values))
+
+
+def finish_run(engine: Engine, run_id: str, status: str, *, stats: dict[str, Any] | None = None, error: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error}
+    if stats is not None:
+        values["stats"] = stats
+    with engine.begin() as conn:
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))
+
+
+def update_stats(engine: Engine, run_id: str, **stats: Any) -> None:
+    """Merge ``stats`` into the run's stats (each stage adds its own figures)."""
+    with engine.begin() as conn:
+        current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none() or {}
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, **stats}))
+
+
+def mark_failed(engine: Engine, run_id: str, error: str) -> bool:
+    """Mark a run that is still ``running`` as failed; returns whether there was such a run."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run_id, RUNS.c.status == "running")
+            .values(status="failed", error=error[:4000], finished_at=utcnow())
+        )
+        return bool(result.rowcount)

@@ -1,0 +1,115 @@
+"""Pandera schemas for legacy records, and batch validation that names every failing record.
+
+Validation is lazy and per batch (one ``validate`` call for many records): every failing
+record is collected with all its reasons, and valid records go on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import pandas as pd
+import pandera.pandas as pa
+
+from migration_assets.records import LegacyRecord, parse_iso
+from migration_assets.sources.discovery import FORMATS
+
+MAX_ID_CHARS = 512
+MAX_TITLE_CHARS = 2_000
+MAX_CONTENT_CHARS = 20_000_000
+URL_PATTERN = r"^(https?|ftp)://[^\s/$.?#][^\s]*$"
+
+
+def _has_text(df: pd.DataFrame) -> pd.Series:
+    title = df["title"].fillna("").astype(str).str.strip() != ""
+    content = df["content"].fillna("").astype(str).str.strip() != ""
+    return title | content
+
+
+def _parseable_date(value: object) -> bool:
+    return value is None or (isinstance(value, str) and parse_iso(value) is not None)
+
+
+def _string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(tag, str) for tag in value)
+
+
+RECORD_SCHEMA = pa.DataFrameSchema(
+    name="LegacyRecord",
+    description="A legacy record normalised into the unified content model.",
+    columns={
+        "legacy_id": pa.Column(
+            str,
+            checks=pa.Check.str_length(1, MAX_ID_CHARS, error=f"legacy_id must be 1 to {MAX_ID_CHARS} characters"),
+            unique=True,
+            report_duplicates="exclude_first",
+            description="Id from the legacy record, or derived from path and position.",
+        ),
+        "source_path": pa.Column(str, description="Path of the source file, relative to the source directory."),
+        "source_format": pa.Column(str, checks=pa.Check.isin(sorted(set(FORMATS.values())))),
+        "title": pa.Column(
+            str,
+            nullable=True,
+            checks=pa.Check.str_length(max_value=MAX_TITLE_CHARS, error=f"title is longer than {MAX_TITLE_CHARS} characters"),
+        ),
+        "content": pa.Column(
+            str,
+            nullable=True,
+            checks=pa.Check.str_length(max_value=MAX_CONTENT_CHARS, error=f"content is longer than {MAX_CONTENT_CHARS} characters"),
+        ),
+        "url": pa.Column(str, nullable=True, checks=pa.Check.str_matches(URL_PATTERN, error="url is not an http(s) or ftp URL")),
+        "created_at": pa.Column(
+            object,
+            nullable=True,
+            checks=pa.Check(_parseable_date, element_wise=True, error="created_at is not a parseable date"),
+        ),
+        "tags": pa.Column(object, checks=pa.Check(_string_list, element_wise=True, error="tags must be a list of strings")),
+    },
+    checks=[pa.Check(_has_text, error="record has neither a title nor content")],
+    strict=False,
+    coerce=False,
+)
+
+COLUMNS = list(RECORD_SCHEMA.columns)
+
+
+def records_frame(records: Sequence[LegacyRecord]) -> pd.DataFrame:
+    """The columns the schema checks, one row per record, in order."""
+    return pd.DataFrame({name: [getattr(r, name) for r in records] for name in COLUMNS}, columns=COLUMNS)
+
+
+def validate_records(records: Sequence[LegacyRecord]) -> dict[int, list[str]]:
+    """Validate a batch in one call; return ``{position in batch: [reasons]}`` for failing records."""
+    if not records:
+        return {}
+    frame = records_frame(records)
+    try:
+        RECORD_SCHEMA.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        return _reasons(exc.failure_cases, frame)
+    return {}
+
+
+def _reasons(failures: pd.DataFrame, frame: pd.DataFrame) -> dict[int, list[str]]:
+    reasons: dict[int, list[str]] = defaultdict(list)
+    for row in failures.itertuples(index=False):
+        check = str(row.check)
+        column = row.column if isinstance(row.column, str) and row.column != "LegacyRecord" else None
+        if check == "field_uniqueness":
+            message = "duplicate legacy_id within the batch"
+        elif column and check.startswith(("dtype", "not_nullable")):
+            message = f"{column}: wrong type or missing ({row.failure_case!r})"
+        elif column:
+            message = f"{check}" if " " in check else f"{column}: failed {check}"
+        else:
+            message = check
+        if pd.isna(row.index):
+            # a column-wide failure: every record of the batch carries it
+            for position in range(len(frame)):
+                reasons[position].append(message)
+        else:
+            position = int(row.index)
+            if message not in reasons[position]:
+                reasons[position].append(message)
+    return dict(reasons)
