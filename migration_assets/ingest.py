@@ -67,9 +67,7 @@ def parse_batch(root: str, directory: str, batch_no: int, sources: list[SourceFi
     return summary
 
 
-def parse_stage(
-    config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None
-) -> StagedBatches:
+def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None) -> StagedBatches:
     """Parse every eligible file, ``config.batch_size`` files per staged batch."""
     directory = staging_dir(config.backup_path, run_id, "parsed_records")
     batches = batched(inventory.eligible, config.batch_size)

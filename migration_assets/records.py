@@ -42,7 +42,7 @@ FIELD_ALIASES: dict[str, str] = {
 _INVISIBLE = re.compile("[\x00\ud800-\udfff]")
 
 
-@dataclass(slots=True)
+@dataclass
 class LegacyRecord:
     """One legacy record in the shape of the target's content item."""
 
@@ -65,7 +65,7 @@ class LegacyRecord:
         return asdict(self)
 
 
-@dataclass(slots=True)
+@dataclass
 class RecordRejection:
     """A record that cannot be migrated, with the reason a person can act on."""
 

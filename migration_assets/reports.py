@@ -43,6 +43,16 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         by_format[f["source_format"]].update({"files": 1, f["status"]: 1, "records": f["records_found"]})
     errors_by_stage = Counter(r["stage"] for r in rejections)
     started, finished = run["started_at"], run["finished_at"]
+    elapsed = (finished - started).total_seconds() if started and finished else None
+    throughput = (
+        {
+            "seconds": round(elapsed, 3),
+            "files_per_minute": round(len(files) * 60 / elapsed) if elapsed else None,
+            "records_per_second": round(records["found"] / elapsed) if elapsed else None,
+        }
+        if elapsed is not None
+        else {}
+    )
     return {
         "run_id": run_id,
         "status": run["status"],
@@ -61,6 +71,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
         "errors_by_stage": dict(errors_by_stage),
         "stages": run["stats"],
+        "throughput": throughput,
         "files": [
             {
                 "path": f["source_path"],
@@ -98,9 +109,15 @@ def render_summary(report: dict[str, Any]) -> str:
     ]
     for fmt, counts in report["by_format"].items():
         lines.append(f"  {fmt:<10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    timings = report.get("stages") or {}
-    if timings:
-        lines += ["", "Stages:"] + [f"  {name:<18} {value}" for name, value in timings.items()]
+    stages = report.get("stages") or {}
+    if stages:
+        lines += ["", "Stages:"]
+        for name, figures in stages.items():
+            detail = ", ".join(f"{k} {v}" for k, v in figures.items() if k != "seconds" and not isinstance(v, dict))
+            lines.append(f"  {name:<18} {figures.get('seconds', 0):>8.2f} s  {detail}")
+    throughput = report.get("throughput") or {}
+    if throughput:
+        lines.append(f"Throughput: {throughput['files_per_minute']} files/minute, {throughput['records_per_second']} records/s")
     problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
     if problems:
         lines += ["", "Files not (fully) migrated:"]

@@ -4,11 +4,13 @@ A launch from here is an ordinary run of the ``migrate`` job: it appears in the 
 history, with the same assets, checks and metadata as a launch from the UI.
 """
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
@@ -26,13 +28,15 @@ class LaunchResult:
 
 
 def default_instance() -> dg.DagsterInstance:
-    """The instance in ``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory."""
+    """The instance in ``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory,
+    created with the project's ``dagster.yaml`` when the working directory has one."""
     if not os.environ.get("DAGSTER_HOME"):
         home = Path.cwd() / ".dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         settings = home / "dagster.yaml"
         if not settings.exists():
-            settings.write_text("telemetry:\n  enabled: false\n")
+            project_settings = Path.cwd() / "dagster.yaml"
+            settings.write_text(project_settings.read_text() if project_settings.exists() else "telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 
@@ -64,6 +68,8 @@ def run_migration(
         error = failures[0].message if failures else "run failed"
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
             error = failures[0].step_failure_data.error.message.strip()
-        mark_failed(get_engine(database_url), result.run_id, error or "run failed")
+        # the target itself may be why the run failed; the error is reported either way
+        with contextlib.suppress(SQLAlchemyError):
+            mark_failed(get_engine(database_url), result.run_id, error or "run failed")
     backup = config.backup_path
     return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

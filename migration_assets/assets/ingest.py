@@ -1,16 +1,17 @@
 """Reading the legacy store: legacy_files → parsed_records → validated_records."""
 
 import dataclasses
+import time
 
 import dagster as dg
 
 from migration_assets import service
-from migration_assets.assets.metadata import counts_metadata, table_preview
+from migration_assets.assets.metadata import counts_metadata, progress, table_preview, timed_stage
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
 from migration_assets.resources import MigrationResource, TargetDatabase
 from migration_assets.staging import StagedBatches, read_batch
-from migration_assets.store.runs import start_run
+from migration_assets.store.runs import start_run, update_stats
 
 GROUP = "migration"
 
@@ -20,8 +21,11 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     """Every file under the source directory: path, format, size, mtime, sha256, and whether it
     is eligible, too large, unsupported or unreadable."""
     config = migration.settings()
+    started = time.perf_counter()
     inventory = service.take_inventory(config)
-    start_run(target.engine(), context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=None)
+    engine = target.engine()
+    start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=None)
+    update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
     rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files]
     return dg.Output(
         inventory,
@@ -37,20 +41,17 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
 
 @dg.asset(group_name=GROUP, kinds={"python"})
 def parsed_records(
-    context: dg.AssetExecutionContext, migration: MigrationResource, legacy_files: FileInventory
+    context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, legacy_files: FileInventory
 ) -> dg.Output[StagedBatches]:
     """Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV), staged in
     batches on disk; files that cannot be parsed carry their reason."""
-    staged = service.parse_stage(
-        migration.settings(), legacy_files, context.run_id, on_batch=lambda n, total: context.log.debug(f"parsed batch {n}/{total}")
-    )
+    with timed_stage(target, context.run_id, "parsed_records") as figures:
+        staged = service.parse_stage(migration.settings(), legacy_files, context.run_id, on_batch=progress(context, "parsed"))
+        figures.update(staged.counts)
     preview: list[dict[str, object]] = []
     if staged.files:
         for _, parsed in read_batch(staged.files[0]):
-            preview += [
-                {"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path}
-                for r in parsed.records
-            ]
+            preview += [{"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path} for r in parsed.records]
     return dg.Output(
         staged,
         metadata={
@@ -62,10 +63,14 @@ def parsed_records(
 
 
 @dg.asset(group_name=GROUP, kinds={"pandera"})
-def validated_records(migration: MigrationResource, parsed_records: StagedBatches) -> dg.Output[ValidatedRecords]:
+def validated_records(
+    context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, parsed_records: StagedBatches
+) -> dg.Output[ValidatedRecords]:
     """Parsed records checked against the LegacyRecord schema, batch by batch; every failing
     record is kept with its reasons and does not go on (unless validate_data is off)."""
-    validated = service.validate_stage(migration.settings(), parsed_records)
+    with timed_stage(target, context.run_id, "validated_records") as figures:
+        validated = service.validate_stage(migration.settings(), parsed_records)
+        figures.update(validated.counts)
     examples = [
         {"source_path": path, "index": index, "reasons": "; ".join(reasons)}
         for verdicts in validated.invalid.values()

@@ -1,17 +1,17 @@
 """Writing the target: content_items → knowledge_items → embeddings, then the run report."""
 
-import time
+import dataclasses
 
 import dagster as dg
 
 from migration_assets import service
-from migration_assets.assets.metadata import counts_metadata
+from migration_assets.assets.metadata import counts_metadata, progress, timed_stage
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
 from migration_assets.reports import build_report, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import clean_run_staging
-from migration_assets.store.runs import finish_run, update_stats
+from migration_assets.store.runs import finish_run
 
 GROUP = "migration"
 
@@ -26,16 +26,11 @@ def content_items(
 ) -> dg.MaterializeResult:
     """The ``content_items`` table: valid records inserted or updated in place (never duplicated),
     with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
-    started = time.perf_counter()
-    counts = service.load_stage(
-        target.engine(),
-        context.run_id,
-        migration.settings(),
-        legacy_files,
-        validated_records,
-        on_batch=lambda n, total: context.log.debug(f"loaded batch {n}/{total}"),
-    )
-    update_stats(target.engine(), context.run_id, load=counts.as_dict(), load_seconds=round(time.perf_counter() - started, 3))
+    with timed_stage(target, context.run_id, "content_items") as figures:
+        counts = service.load_stage(
+            target.engine(), context.run_id, migration.settings(), legacy_files, validated_records, on_batch=progress(context, "loaded")
+        )
+        figures.update(counts.as_dict())
     return dg.MaterializeResult(
         metadata={
             **counts_metadata(counts.as_dict()),
@@ -49,17 +44,19 @@ def content_items(
 def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
     (content changed, or missing after a crash) are rebuilt."""
-    counts = service.knowledge_stage(target.engine(), context.run_id, migration.settings())
-    return dg.MaterializeResult(
-        metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items}
-    )
+    with timed_stage(target, context.run_id, "knowledge_items") as figures:
+        counts = service.knowledge_stage(target.engine(), context.run_id, migration.settings())
+        figures.update(dataclasses.asdict(counts))
+    return dg.MaterializeResult(metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items})
 
 
 @dg.asset(group_name=GROUP, kinds={"numpy", "sql"}, deps=[knowledge_items])
 def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
     """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
     provider = embedding_model.load()
-    counts = service.embedding_stage(target.engine(), context.run_id, provider)
+    with timed_stage(target, context.run_id, "embeddings") as figures:
+        counts = service.embedding_stage(target.engine(), context.run_id, provider)
+        figures.update(dataclasses.asdict(counts))
     return dg.MaterializeResult(
         metadata={"embedded": counts.embedded, "replaced": counts.replaced, "model": provider.name, "dimension": provider.dimension}
     )

@@ -20,6 +20,28 @@ def first_heading(body: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
+    """Frontmatter (YAML via libyaml's safe loader, or TOML/JSON where python-frontmatter knows it)
+    and body. Unlike ``frontmatter.parse`` this refuses frontmatter that is not a mapping
+    instead of dropping it silently."""
+    handler = frontmatter.detect_format(text, frontmatter.handlers)
+    if handler is None:
+        return {}, text
+    try:
+        raw, body = handler.split(text)
+        meta = handler.load(raw)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FileRejected(f"invalid YAML frontmatter: {problem}") from None
+    except (ValueError, TypeError) as exc:
+        raise FileRejected(f"invalid frontmatter: {exc}") from None
+    if meta is None:
+        return {}, body
+    if not isinstance(meta, dict):
+        raise FileRejected(f"frontmatter is a {type(meta).__name__}, expected a mapping")
+    return meta, body
+
+
 def parse_markdown(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[RecordRejection]]:
     """One file is one record: frontmatter fields + the body as content.
 
@@ -28,15 +50,7 @@ def parse_markdown(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[R
     if not text.strip():
         raise FileRejected("empty file")
     text = text.replace("\r\n", "\n")
-    try:
-        meta, body = frontmatter.parse(text)  # YAML via libyaml's safe loader
-    except yaml.YAMLError as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FileRejected(f"invalid YAML frontmatter: {problem}") from None
-    except (ValueError, TypeError) as exc:
-        raise FileRejected(f"invalid frontmatter: {exc}") from None
-    if not isinstance(meta, dict):
-        raise FileRejected(f"frontmatter is a {type(meta).__name__}, expected a mapping")
+    meta, body = _split_frontmatter(text)
     fields: dict[str, Any] = dict(meta)
     fields["content"] = body.strip("\n")
     default_title = first_heading(body) or PurePosixPath(rel_path).stem

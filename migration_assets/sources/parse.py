@@ -25,7 +25,7 @@ PARSERS: dict[str, Parser] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass
 class ParsedFile:
     """What one file yielded: its records, the records it could not give, or why it failed whole."""
 

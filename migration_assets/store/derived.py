@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
+from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem
 
 CONTENT = ContentItem.__table__
@@ -82,7 +83,7 @@ def refresh_knowledge_items(engine: Engine, run_id: str, *, min_chars: int, chun
                 for chunk in chunk_text(row.content or "", chunk_chars)
             ]
             if chunk_rows:
-                conn.execute(insert(KNOWLEDGE), chunk_rows)
+                bulk_insert(conn, KNOWLEDGE, chunk_rows)
             counts.items += len(rows)
             counts.chunks += len(chunk_rows)
 
@@ -110,8 +111,9 @@ def refresh_embeddings(engine: Engine, run_id: str, provider: EmbeddingProvider,
                 conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
                 counts.replaced += len(outdated)
             vectors = provider.embed([r.text for r in rows])
-            conn.execute(
-                insert(EMBEDDINGS),
+            bulk_insert(
+                conn,
+                EMBEDDINGS,
                 [
                     {"knowledge_item_id": r.id, "model": provider.name, "dimension": provider.dimension, "vector": vector, "run_id": run_id}
                     for r, vector in zip(rows, vectors, strict=True)

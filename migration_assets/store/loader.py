@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from migration_assets.records import LegacyRecord, RecordRejection, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
+from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RejectedRecord
 
 CONTENT = ContentItem.__table__
@@ -91,7 +92,7 @@ def record_ineligible_files(conn: Connection, run_id: str, sources: Iterable[Sou
     """Tracking rows for files that are never parsed: unsupported, too large, unreadable."""
     rows = [_item_row(run_id, s, file_status(s), s.reason) for s in sources if not s.eligible]
     if rows:
-        conn.execute(insert(ITEMS), rows)
+        bulk_insert(conn, ITEMS, rows)
     return Counter(row["status"] for row in rows)
 
 
@@ -100,9 +101,7 @@ def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, tup
     found: dict[str, tuple[int, str, str]] = {}
     for start in range(0, len(legacy_ids), _IN_CHUNK):
         chunk = legacy_ids[start : start + _IN_CHUNK]
-        query = select(CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_path, CONTENT.c.record_hash).where(
-            CONTENT.c.legacy_id.in_(chunk)
-        )
+        query = select(CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_path, CONTENT.c.record_hash).where(CONTENT.c.legacy_id.in_(chunk))
         for legacy_id, item_id, path, record_hash in conn.execute(query):
             found[legacy_id] = (item_id, path, record_hash)
     return found
@@ -144,9 +143,7 @@ def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[
     }
 
 
-def write_batch(
-    conn: Connection, run_id: str, files: Sequence[FileLoad], *, preserve_timestamps: bool, dry_run: bool = False
-) -> LoadCounts:
+def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, preserve_timestamps: bool, dry_run: bool = False) -> LoadCounts:
     """Write one batch of parsed, validated files; the caller owns the transaction.
 
     With ``dry_run`` nothing is written and the counts say what would have happened.
@@ -178,9 +175,7 @@ def write_batch(
             if record.record_index in load.invalid:
                 raw = f"title={record.title!r:.200} content={record.content!r:.200}"
                 reject(
-                    RecordRejection(
-                        record.source_path, record.record_index, "; ".join(load.invalid[record.record_index]), record.legacy_id, raw
-                    ),
+                    RecordRejection(record.source_path, record.record_index, "; ".join(load.invalid[record.record_index]), record.legacy_id, raw),
                     "validate",
                 )
 
@@ -206,22 +201,27 @@ def write_batch(
 
     if not dry_run:
         if new_rows:
-            inserted = conn.execute(
-                insert(CONTENT).returning(CONTENT.c.id, CONTENT.c.legacy_id, CONTENT.c.source_path, sort_by_parameter_order=True),
-                new_rows,
-            )
+            # plain executemany, then one id lookup: RETURNING would cost a statement per row on SQLite
+            bulk_insert(conn, CONTENT, new_rows)
+            ids = existing_items(conn, [row["legacy_id"] for row in new_rows])
             mappings = [
-                {"legacy_id": legacy_id, "content_item_id": item_id, "source_path": path, "run_id": run_id, "created_at": now}
-                for item_id, legacy_id, path in inserted
+                {
+                    "legacy_id": row["legacy_id"],
+                    "content_item_id": ids[row["legacy_id"]][0],
+                    "source_path": row["source_path"],
+                    "run_id": run_id,
+                    "created_at": now,
+                }
+                for row in new_rows
             ]
-            conn.execute(insert(MAPPINGS), mappings)
+            bulk_insert(conn, MAPPINGS, mappings)
         if changed_rows:
             # bind names may not equal column names in an UPDATE's SET clause
             columns = [c for c in changed_rows[0] if c not in ("_id", "legacy_id")]
             statement = update(CONTENT).where(CONTENT.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
             conn.execute(statement, [{"_id": row["_id"], **{f"v_{c}": row[c] for c in columns}} for row in changed_rows])
         if rejections:
-            conn.execute(insert(REJECTED), rejections)
+            bulk_insert(conn, REJECTED, rejections)
 
     item_rows = []
     for load in files:
@@ -244,5 +244,5 @@ def write_batch(
         counts.unchanged += tally["unchanged"]
         counts.rejected += tally["rejected"]
     if not dry_run and item_rows:
-        conn.execute(insert(ITEMS), item_rows)
+        bulk_insert(conn, ITEMS, item_rows)
     return counts

@@ -49,8 +49,6 @@ def mark_failed(engine: Engine, run_id: str, error: str) -> bool:
     """Mark a run that is still ``running`` as failed; returns whether there was such a run."""
     with engine.begin() as conn:
         result = conn.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id, RUNS.c.status == "running")
-            .values(status="failed", error=error[:4000], finished_at=utcnow())
+            update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "running").values(status="failed", error=error[:4000], finished_at=utcnow())
         )
         return bool(result.rowcount)

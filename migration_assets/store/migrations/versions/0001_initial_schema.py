@@ -141,9 +141,7 @@ def upgrade() -> None:
         sa.Column("records_updated", sa.Integer(), nullable=False),
         sa.Column("records_unchanged", sa.Integer(), nullable=False),
         sa.Column("records_rejected", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["migration_runs.id"], name=op.f("fk_migration_items_run_id_migration_runs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["migration_runs.id"], name=op.f("fk_migration_items_run_id_migration_runs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_migration_items")),
         sa.UniqueConstraint("run_id", "source_path", name=op.f("uq_migration_items_run_id_source_path")),
     )
@@ -160,9 +158,7 @@ def upgrade() -> None:
         sa.Column("stage", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["migration_runs.id"], name=op.f("fk_rejected_records_run_id_migration_runs"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["migration_runs.id"], name=op.f("fk_rejected_records_run_id_migration_runs"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rejected_records")),
     )
     with op.batch_alter_table("rejected_records", schema=None) as batch_op:

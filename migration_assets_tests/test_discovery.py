@@ -1,0 +1,48 @@
+import os
+from pathlib import Path
+
+from migration_assets.sources.discovery import FileStatus, scan_source
+
+
+def inventory(root: Path, **kw):
+    return {f.rel_path: f for f in scan_source(root, max_file_size=kw.pop("max_file_size", 1000), **kw)}
+
+
+def test_every_file_is_listed_with_fingerprint_and_status(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.json").write_text('{"title": "a"}')
+    (tmp_path / "b.png").write_bytes(b"\x89PNG")
+    (tmp_path / "big.txt").write_text("x" * 2000)
+    files = inventory(tmp_path)
+    assert files["sub/a.json"].status is FileStatus.ELIGIBLE and len(files["sub/a.json"].sha256) == 64
+    assert files["b.png"].status is FileStatus.UNSUPPORTED and "png" in files["b.png"].reason
+    assert files["big.txt"].status is FileStatus.TOO_LARGE and "over max_file_size" in files["big.txt"].reason
+
+
+def test_large_files_are_processed_when_skipping_is_off(tmp_path: Path):
+    (tmp_path / "big.txt").write_text("x" * 2000)
+    assert inventory(tmp_path, skip_large_files=False)["big.txt"].eligible
+
+
+def test_symlinks_out_of_the_source_are_not_followed(tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    source = tmp_path / "source"
+    source.mkdir()
+    os.symlink(outside / "secret.txt", source / "link.txt")
+    os.symlink(outside, source / "linkdir")
+    files = inventory(source)
+    assert files["link.txt"].status is FileStatus.NOT_FOLLOWED
+    assert files["linkdir"].status is FileStatus.NOT_FOLLOWED
+
+
+def test_link_loops_terminate_and_real_files_are_listed_once(tmp_path: Path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("a")
+    os.symlink(tmp_path, tmp_path / "d" / "loop")
+    os.symlink(tmp_path / "d" / "a.txt", tmp_path / "alias.txt")
+    files = inventory(tmp_path)
+    eligible = [p for p, f in files.items() if f.eligible]
+    assert eligible == ["d/a.txt"] or eligible == ["alias.txt"]
+    assert len(files) == 2

@@ -1,0 +1,138 @@
+"""End to end: the shared corpus generator's output materialized through every asset."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import func, select, text
+
+from migration_assets.assets import ingest, target
+from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
+from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+from migration_assets.store.database import get_engine
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, LegacyMapping, MigrationItem, MigrationRun
+
+ASSETS = dg.load_assets_from_modules([ingest, target])
+EXPECTED_STATUS = {"valid": "migrated", "invalid": "rejected", "skip": "skipped"}
+
+
+def materialize(source: Path, backup: Path, url: str, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:
+    resources = {
+        "migration": MigrationResource(source_directory=str(source), backup_directory=str(backup), **config),
+        "target": TargetDatabase(url=url),
+        "embedding_model": EmbeddingModel(),
+    }
+    return dg.materialize(ASSETS, resources=resources, instance=instance)
+
+
+def content_snapshot(url: str) -> list[tuple]:
+    with get_engine(url).connect() as conn:
+        content = conn.execute(text("select * from content_items order by id")).all()
+        knowledge = conn.execute(text("select * from knowledge_items order by id")).all()
+        vectors = conn.execute(text("select * from embeddings order by id")).all()
+        mappings = conn.execute(text("select * from legacy_mappings order by legacy_id")).all()
+    return [content, knowledge, vectors, mappings]
+
+
+@pytest.fixture
+def migrated(small_corpus, tmp_path, sqlite_url, instance):
+    result = materialize(small_corpus.root, tmp_path / "backup", sqlite_url, instance)
+    assert result.success
+    return result
+
+
+def test_exactly_the_manifest_records_are_loaded(small_corpus, migrated, sqlite_url):
+    engine = get_engine(sqlite_url)
+    with engine.connect() as conn:
+        per_file = dict(conn.execute(select(ContentItem.source_path, func.count()).group_by(ContentItem.source_path)).all())
+    expected = {path: f["records"] for path, f in small_corpus.files.items() if f["expect"] == "valid"}
+    assert per_file == expected
+    assert sum(per_file.values()) == small_corpus.expected_records()
+
+
+def test_every_manifest_file_is_in_the_report_with_the_right_status(small_corpus, migrated, tmp_path):
+    report = json.loads((tmp_path / "backup" / REPORT_FILE).read_text())
+    statuses = {f["path"]: f["status"] for f in report["files"]}
+    assert statuses == {path: EXPECTED_STATUS[f["expect"]] for path, f in small_corpus.files.items()}
+    assert all(f["reason"] for f in report["files"] if f["status"] != "migrated")
+    totals = report["totals"]
+    assert totals["files"] == totals["migrated"] + totals["skipped"] + totals["rejected"]
+    records = totals["records"]
+    assert records["found"] == records["inserted"] + records["updated"] + records["unchanged"] + records["rejected"]
+    assert (tmp_path / "backup" / SUMMARY_FILE).read_text().startswith(f"Migration run {report['run_id']}: completed")
+
+
+def test_rows_carry_the_legacy_fields(small_corpus, migrated, sqlite_url):
+    path = next(p for p, f in sorted(small_corpus.files.items()) if f["expect"] == "valid" and f["format"] == "json" and f["records"] == 1)
+    source = json.loads((small_corpus.root / path).read_text())
+    with get_engine(sqlite_url).connect() as conn:
+        row = conn.execute(select(ContentItem).where(ContentItem.source_path == path)).one()
+    assert row.legacy_id == str(source["id"])
+    assert (row.title, row.content, row.url, row.tags) == (source["title"], source["content"], source.get("url"), source.get("tags", []))
+    assert row.metadata == source.get("metadata", {})
+    assert row.created_at.strftime("%Y-%m-%dT%H:%M:00Z") == source["created_at"]
+
+
+def test_mappings_knowledge_and_embeddings_are_complete(migrated, sqlite_url):
+    with get_engine(sqlite_url).connect() as conn:
+        items = conn.execute(select(func.count()).select_from(ContentItem)).scalar_one()
+        mapped = conn.execute(select(func.count()).select_from(LegacyMapping)).scalar_one()
+        substantial = conn.execute(select(func.count()).where(ContentItem.content_length >= 500)).scalar_one()
+        with_chunks = conn.execute(select(func.count(func.distinct(KnowledgeItem.content_item_id)))).scalar_one()
+        chunks = conn.execute(select(func.count()).select_from(KnowledgeItem)).scalar_one()
+        vectors = conn.execute(select(Embedding.vector, Embedding.dimension)).all()
+        one = conn.execute(select(ContentItem.id, ContentItem.content).where(ContentItem.content_length >= 3000).limit(1)).one()
+        pieces = conn.execute(select(KnowledgeItem.text).where(KnowledgeItem.content_item_id == one.id).order_by(KnowledgeItem.chunk_index)).scalars()
+        joined = "".join(pieces)
+    assert mapped == items
+    assert with_chunks == substantial > 0
+    assert len(vectors) == chunks
+    assert all(dim == 256 and vector.shape == (256,) for vector, dim in vectors)
+    assert joined.strip() == one.content.strip()
+
+
+def test_run_is_tracked_per_file_and_completed(small_corpus, migrated, sqlite_url):
+    with get_engine(sqlite_url).connect() as conn:
+        run = conn.execute(select(MigrationRun)).one()
+        tracked = conn.execute(select(func.count()).select_from(MigrationItem).where(MigrationItem.run_id == run.id)).scalar_one()
+        writers = set(conn.execute(select(ContentItem.run_id).distinct()).scalars())
+    assert run.id == migrated.run_id and run.status == "completed" and run.finished_at is not None
+    assert tracked == len(small_corpus.files)
+    assert writers == {migrated.run_id}
+
+
+def test_running_the_same_migration_twice_leaves_the_database_as_once(small_corpus, migrated, tmp_path, sqlite_url, instance):
+    before = content_snapshot(sqlite_url)
+    again = materialize(small_corpus.root, tmp_path / "backup", sqlite_url, instance)
+    assert again.success
+    assert content_snapshot(sqlite_url) == before
+    report = json.loads((tmp_path / "backup" / REPORT_FILE).read_text())
+    records = report["totals"]["records"]
+    assert records["inserted"] == records["updated"] == 0
+    assert records["unchanged"] == small_corpus.expected_records()
+
+
+def test_an_edited_record_is_updated_in_place(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps({"id": "a1", "title": "First", "content": "one " * 200}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    with get_engine(sqlite_url).connect() as conn:
+        first_id = conn.execute(select(ContentItem.id)).scalar_one()
+    (source / "a.json").write_text(json.dumps({"id": "a1", "title": "Second", "content": "two " * 200}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    with get_engine(sqlite_url).connect() as conn:
+        rows = conn.execute(select(ContentItem.id, ContentItem.title)).all()
+        chunk_texts = conn.execute(select(KnowledgeItem.text)).scalars().all()
+        embedded = conn.execute(select(func.count()).select_from(Embedding)).scalar_one()
+    assert rows == [(first_id, "Second")]
+    assert chunk_texts and all(t.startswith("two") for t in chunk_texts)
+    assert embedded == len(chunk_texts)
+
+
+def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, instance):
+    record = instance.get_latest_materialization_event(dg.AssetKey("legacy_files"))
+    assert record is not None and record.run_id == migrated.run_id
+    metadata = record.asset_materialization.metadata
+    assert metadata["files"].value == 250 and "preview" in metadata
