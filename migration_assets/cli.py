@@ -24,8 +24,6 @@ def cli() -> None:
 @click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
 @click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
-@click.option("--dry-run", is_flag=True, help="Parse, validate and plan; write nothing to the target.")
-@click.option("--incremental", is_flag=True, help="Skip files unchanged since they were last migrated.")
 @click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
 @click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
 @click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1))
@@ -36,8 +34,6 @@ def migrate(
     source: str,
     backup: str,
     batch_size: int,
-    dry_run: bool,
-    incremental: bool,
     no_validate: bool,
     parallel: bool,
     max_workers: int,
@@ -54,8 +50,6 @@ def migrate(
         backup_directory=str(Path(backup).resolve()),
         batch_size=batch_size,
         validate_data=not no_validate,
-        dry_run=dry_run,
-        incremental=incremental,
         max_file_size=max_file_size,
         parallel_processing=parallel,
         max_workers=max_workers,

@@ -19,7 +19,7 @@ from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
 from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch
 from migration_assets.store.loader import FileLoad
-from migration_assets.validation import validate_records
+from migration_assets.validation import DUPLICATE_IN_BATCH, validate_records
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -128,9 +128,16 @@ def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedR
     jobs = [(path,) for path in parsed.files]
     for batch_no, (verdicts, ids) in enumerate(map_batches(validate_batch, jobs, workers_for(config))):
         for legacy_id, rel, index in ids:
-            if legacy_id in first_seen and (rel, index) not in verdicts:
-                verdicts[(rel, index)] = [f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}"]
-            first_seen.setdefault(legacy_id, rel)
+            # the first valid record with an id wins; later ones name it (the schema's own
+            # uniqueness check only sees one batch)
+            key = (rel, index)
+            reasons = [r for r in verdicts.pop(key, []) if r != DUPLICATE_IN_BATCH]
+            if legacy_id in first_seen:
+                reasons.insert(0, f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}")
+            elif not reasons or not config.validate_data:
+                first_seen[legacy_id] = rel
+            if reasons:
+                verdicts[key] = reasons
         blocking: dict[tuple[str, int], list[str]] = {}
         for key, reasons in verdicts.items():
             if config.validate_data or any(r.startswith(BLOCKING_ALWAYS) for r in reasons):

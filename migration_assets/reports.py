@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RejectedRecord
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RejectedRecord, table_of
 
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
@@ -18,10 +18,10 @@ FILE_STATUSES = ("migrated", "skipped", "rejected")
 
 
 def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
-    items = MigrationItem.__table__
-    rejected = RejectedRecord.__table__
+    items = table_of(MigrationItem)
+    rejected = table_of(RejectedRecord)
     with engine.connect() as conn:
-        run = conn.execute(select(MigrationRun.__table__).where(MigrationRun.__table__.c.id == run_id)).mappings().first()
+        run = conn.execute(select(table_of(MigrationRun)).where(table_of(MigrationRun).c.id == run_id)).mappings().first()
         if run is None:
             raise LookupError(f"no migration run {run_id!r} in the target database")
         files = conn.execute(select(items).where(items.c.run_id == run_id).order_by(items.c.source_path)).mappings().all()

@@ -20,6 +20,7 @@ from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 
 __all__ = [
+    "check_supported",
     "embedding_stage",
     "knowledge_stage",
     "load_stage",
@@ -29,6 +30,17 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+
+
+class NotAvailableYet(ValueError):
+    """A MigrationConfig option whose behaviour has not landed yet; refused rather than ignored."""
+
+
+def check_supported(config: MigrationConfig) -> None:
+    """Refuse options that would otherwise be silently ignored."""
+    for option in ("dry_run", "incremental"):
+        if getattr(config, option):
+            raise NotAvailableYet(f"{option}=true is not available yet in this version; run without it")
 
 
 def load_stage(

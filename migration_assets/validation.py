@@ -18,6 +18,7 @@ from migration_assets.sources.discovery import FORMATS
 MAX_ID_CHARS = 512
 MAX_TITLE_CHARS = 2_000
 MAX_CONTENT_CHARS = 20_000_000
+DUPLICATE_IN_BATCH = "duplicate legacy_id within the batch"
 URL_PATTERN = r"^(https?|ftp)://[^\s/$.?#][^\s]*$"
 
 
@@ -97,7 +98,7 @@ def _reasons(failures: pd.DataFrame, frame: pd.DataFrame) -> dict[int, list[str]
         check = str(row.check)
         column = row.column if isinstance(row.column, str) and row.column != "LegacyRecord" else None
         if check == "field_uniqueness":
-            message = "duplicate legacy_id within the batch"
+            message = DUPLICATE_IN_BATCH
         elif column and check.startswith(("dtype", "not_nullable")):
             message = f"{column}: wrong type or missing ({row.failure_case!r})"
         elif column:

@@ -136,3 +136,61 @@ def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, i
     assert record is not None and record.run_id == migrated.run_id
     metadata = record.asset_materialization.metadata
     assert metadata["files"].value == 250 and "preview" in metadata
+
+
+def test_a_legacy_id_already_migrated_from_another_file_is_rejected_not_overwritten(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps({"id": "same", "title": "From a"}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    (source / "a.json").unlink()
+    (source / "b.json").write_text(json.dumps({"id": "same", "title": "From b"}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(ContentItem.title)).scalars().all() == ["From a"]
+    report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
+    status = {f["path"]: (f["status"], f["reason"]) for f in report["files"]}
+    assert status["b.json"] == ("rejected", "legacy_id 'same' is already migrated from 'a.json'")
+
+
+def test_duplicate_ids_within_a_run_keep_the_first_and_reject_the_rest(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps({"id": 7, "title": "first"}))
+    (source / "b.jsonl").write_text(json.dumps({"id": "7", "title": "second"}) + "\n")
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, batch_size=1).success
+    report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
+    assert [(r["path"], r["reason"]) for r in report["rejected_records"]] == [("b.jsonl", "duplicate legacy_id '7': first seen in a.json")]
+
+
+def test_with_validation_off_failures_are_recorded_but_records_load(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps({"id": 1, "title": "t", "url": "not a url"}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, validate_data=False).success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(ContentItem.url)).scalars().all() == ["not a url"]
+
+
+def test_options_that_have_not_landed_are_refused_not_ignored(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("x")
+    resources = {
+        "migration": MigrationResource(source_directory=str(source), backup_directory=str(tmp_path / "bk"), dry_run=True),
+        "target": TargetDatabase(url=sqlite_url),
+        "embedding_model": EmbeddingModel(),
+    }
+    result = dg.materialize(ASSETS, resources=resources, instance=instance, raise_on_error=False)
+    assert not result.success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 0
+
+
+def test_a_duplicate_whose_first_occurrence_is_invalid_is_loaded(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps([{"id": 9, "url": "bad"}, {"id": 9, "title": "good"}]))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(ContentItem.title)).scalars().all() == ["good"]

@@ -21,6 +21,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     """Every file under the source directory: path, format, size, mtime, sha256, and whether it
     is eligible, too large, unsupported or unreadable."""
     config = migration.settings()
+    service.check_supported(config)
     started = time.perf_counter()
     inventory = service.take_inventory(config)
     engine = target.engine()

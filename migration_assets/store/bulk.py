@@ -7,7 +7,7 @@ value and hands the driver plain tuples, with the SQL compiled once per column l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 
 
 @lru_cache(maxsize=64)
-def _compiled(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[str, ...] | None, list[Callable[[Any], Any] | None]]:
+def _compiled(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[str, ...] | None, list[Any]]:
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     keys = order or columns

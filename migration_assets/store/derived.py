@@ -13,11 +13,11 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
 from migration_assets.store.bulk import bulk_insert
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, table_of
 
-CONTENT = ContentItem.__table__
-KNOWLEDGE = KnowledgeItem.__table__
-EMBEDDINGS = Embedding.__table__
+CONTENT = table_of(ContentItem)
+KNOWLEDGE = table_of(KnowledgeItem)
+EMBEDDINGS = table_of(Embedding)
 
 
 @dataclass

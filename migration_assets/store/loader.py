@@ -19,12 +19,12 @@ from migration_assets.records import LegacyRecord, RecordRejection, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert
-from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RejectedRecord
+from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RejectedRecord, table_of
 
-CONTENT = ContentItem.__table__
-MAPPINGS = LegacyMapping.__table__
-ITEMS = MigrationItem.__table__
-REJECTED = RejectedRecord.__table__
+CONTENT = table_of(ContentItem)
+MAPPINGS = table_of(LegacyMapping)
+ITEMS = table_of(MigrationItem)
+REJECTED = table_of(RejectedRecord)
 _IN_CHUNK = 500
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED}
 
@@ -189,8 +189,8 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
             existing[record.legacy_id] = (-1, record.source_path, record.record_hash)
             tally["inserted"] += 1
         elif known[1] != record.source_path:
-            reason = f"legacy_id {record.legacy_id!r} is already migrated from {known[1]!r}"
-            reject(RecordRejection(record.source_path, record.record_index, reason, record.legacy_id), "load")
+            conflict = f"legacy_id {record.legacy_id!r} is already migrated from {known[1]!r}"
+            reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), "load")
         elif known[2] == record.record_hash:
             tally["unchanged"] += 1
         else:
@@ -228,6 +228,7 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
         tally = per_file[load.source.rel_path]
         loaded = tally["inserted"] + tally["updated"] + tally["unchanged"]
         found = len(load.parsed.records) + len(load.parsed.rejections)
+        reason: str | None = None
         if load.parsed.error:
             status, reason = "rejected", load.parsed.error
         elif loaded:

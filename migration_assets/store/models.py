@@ -7,7 +7,7 @@ code reads and writes through.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -195,3 +196,8 @@ class MigrationBackup(Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as one (for bulk statements)."""
+    return cast(Table, model.__table__)

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from migration_assets.store.models import MigrationRun, utcnow
+from migration_assets.store.models import MigrationRun, table_of, utcnow
 
-RUNS = MigrationRun.__table__
+RUNS = table_of(MigrationRun)
 
 
 def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None) -> None:
