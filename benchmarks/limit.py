@@ -9,7 +9,6 @@ hashes each record's content, and inserts one row per record into SQLite in one
 transaction. No validation, no tracking, no orchestration: the floor on wall time that
 the project's migration is held against. Prints one JSON line of figures.
 """
-
 from __future__ import annotations
 
 import csv
@@ -89,11 +88,7 @@ def main() -> None:
             n += len(rows)
     con.commit()
     wall = time.perf_counter() - t0
-    print(
-        json.dumps(
-            {"files": len(paths), "records": n, "wall_s": round(wall, 3), "files_per_s": round(len(paths) / wall), "records_per_s": round(n / wall)}
-        )
-    )
+    print(json.dumps({"files": len(paths), "records": n, "wall_s": round(wall, 3), "files_per_s": round(len(paths) / wall), "records_per_s": round(n / wall)}))
 
 
 class _Serial:

@@ -17,7 +17,6 @@ broken. OUT_DIR/../<name>.manifest.json says, per file, what a correct migration
 
 Only the Python standard library is used.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -137,7 +136,7 @@ class Writer:
         style = rng.random()
         if style < 0.7:
             tag_line = f"[{', '.join(rec.get('tags', []))}]" if rng.random() < 0.5 else ", ".join(rec.get("tags", []))
-            meta = f'---\ntitle: "{rec["title"]}"\nurl: {rec.get("url", "")}\ncategory: {rec.get("category", "")}\ntags: {tag_line}\ndate: {rec["created_at"][:10]}\n---\n\n'
+            meta = f"---\ntitle: \"{rec['title']}\"\nurl: {rec.get('url', '')}\ncategory: {rec.get('category', '')}\ntags: {tag_line}\ndate: {rec['created_at'][:10]}\n---\n\n"
             text = meta + text
         elif style < 0.72:
             text = "---\ntitle: [unclosed\ntags: {a: \n---\n\n" + text  # frontmatter that is not YAML
@@ -171,18 +170,7 @@ class Writer:
         w = csv.writer(buf, delimiter=delim, lineterminator="\r\n" if rng.random() < 0.5 else "\n")
         w.writerow(["id", "title", "content", "url", "type", "created_at", "tags", "category"])
         for r in recs:
-            w.writerow(
-                [
-                    r["id"],
-                    r["title"],
-                    r["content"],
-                    r.get("url", ""),
-                    r.get("type", ""),
-                    r["created_at"],
-                    "|".join(r.get("tags", [])),
-                    r.get("category", ""),
-                ]
-            )
+            w.writerow([r["id"], r["title"], r["content"], r.get("url", ""), r.get("type", ""), r["created_at"], "|".join(r.get("tags", [])), r.get("category", "")])
         enc = "latin-1" if rng.random() < 0.2 else "utf-8"
         self.put(f"exports/table-{i}.csv", buf.getvalue().encode(enc, "replace"), "valid", len(recs))
 

@@ -16,6 +16,7 @@ from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
 from migration_assets.store import derived, loader
+from migration_assets.store.database import serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 
@@ -54,11 +55,13 @@ def load_stage(
     """Write every batch in its own transaction, plus the tracking rows of never-parsed files."""
     counts = LoadCounts()
     with engine.begin() as conn:
+        serialise_writes(conn, "content")
         skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
         counts.files.update(skipped)
     total = len(validated.parsed)
     for n, files in enumerate(validated.batches(), start=1):
         with engine.begin() as conn:
+            serialise_writes(conn, "content")
             counts.add(loader.write_batch(conn, run_id, files, preserve_timestamps=config.preserve_timestamps, dry_run=config.dry_run))
         if on_batch:
             on_batch(n, total)

@@ -18,6 +18,8 @@ from migration_assets.sources.discovery import FORMATS
 MAX_ID_CHARS = 512
 MAX_TITLE_CHARS = 2_000
 MAX_CONTENT_CHARS = 20_000_000
+MAX_TYPE_CHARS = 100  # the widths of content_items' columns
+MAX_CATEGORY_CHARS = 255
 DUPLICATE_IN_BATCH = "duplicate legacy_id within the batch"
 URL_PATTERN = r"^(https?|ftp)://[^\s/$.?#][^\s]*$"
 
@@ -64,6 +66,14 @@ RECORD_SCHEMA = pa.DataFrameSchema(
             object,
             nullable=True,
             checks=pa.Check(_parseable_date, element_wise=True, error="created_at is not a parseable date"),
+        ),
+        "type": pa.Column(
+            str, nullable=True, checks=pa.Check.str_length(max_value=MAX_TYPE_CHARS, error=f"type is longer than {MAX_TYPE_CHARS} characters")
+        ),
+        "category": pa.Column(
+            str,
+            nullable=True,
+            checks=pa.Check.str_length(max_value=MAX_CATEGORY_CHARS, error=f"category is longer than {MAX_CATEGORY_CHARS} characters"),
         ),
         "tags": pa.Column(object, checks=pa.Check(_string_list, element_wise=True, error="tags must be a list of strings")),
     },

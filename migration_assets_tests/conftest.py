@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+from sqlalchemy import create_engine, text
 
 from migration_assets.config import MigrationConfig
+from migration_assets.store.database import dispose_engine, normalise_url
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_TOOL = REPO / "benchmarks" / "make_legacy_corpus.py"
@@ -43,9 +49,66 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     return make_corpus(tmp_path_factory.mktemp("corpus") / "legacy", 250)
 
 
+POSTGRES_URL = os.environ.get("MIGRATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("MIGRATION_REQUIRE_POSTGRES") == "1"
+
+
+def postgres_problem() -> str | None:
+    """Why PostgreSQL cannot be used for tests, or None when it can."""
+    try:
+        engine = create_engine(normalise_url(POSTGRES_URL))
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means: no server for the tests
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    problem = postgres_problem()
+    if problem and REQUIRE_POSTGRES:
+        pytest.fail(f"{problem}, and MIGRATION_REQUIRE_POSTGRES=1 makes PostgreSQL tests mandatory")
+    if problem:
+        pytest.skip(problem)
+
+
+@contextmanager
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose connections live in a fresh schema of the test database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(POSTGRES_URL))
+    with admin.begin() as conn:
+        conn.execute(text(f'create schema "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f'drop schema "{schema}" cascade'))
+        admin.dispose()
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'target.db'}"
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    yield url
+    dispose_engine(url)
+
+
+@pytest.fixture
+def postgres_url(postgres_available: None) -> Iterator[str]:
+    with postgres_schema_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target_url(request: pytest.FixtureRequest) -> str:
+    """The target database, once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
 
 
 @pytest.fixture

@@ -27,10 +27,10 @@ def dagster_home(tmp_path: Path) -> Path:
     return home
 
 
-def test_migrate_writes_the_report_and_the_run_shows_in_the_dagster_history(small_corpus, tmp_path, sqlite_url):
+def test_migrate_writes_the_report_and_the_run_shows_in_the_dagster_history(small_corpus, tmp_path, target_url):
     home = dagster_home(tmp_path)
     backup = tmp_path / "backup"
-    done = run_cli("migrate", "--source", str(small_corpus.root), "--backup", str(backup), "--batch-size", "40", home=home, url=sqlite_url)
+    done = run_cli("migrate", "--source", str(small_corpus.root), "--backup", str(backup), "--batch-size", "40", home=home, url=target_url)
     assert done.returncode == 0, done.stderr
     report = json.loads((backup / "migration_report.json").read_text())
     assert report["status"] == "completed" and report["config"]["batch_size"] == 40
@@ -40,7 +40,7 @@ def test_migrate_writes_the_report_and_the_run_shows_in_the_dagster_history(smal
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_run_by_id(report["run_id"])
         assert run is not None and run.job_name == "migrate" and run.is_success
-    with get_engine(sqlite_url).connect() as conn:
+    with get_engine(target_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == small_corpus.expected_records()
 
 

@@ -36,14 +36,14 @@ def content_snapshot(url: str) -> list[tuple]:
 
 
 @pytest.fixture
-def migrated(small_corpus, tmp_path, sqlite_url, instance):
-    result = materialize(small_corpus.root, tmp_path / "backup", sqlite_url, instance)
+def migrated(small_corpus, tmp_path, target_url, instance):
+    result = materialize(small_corpus.root, tmp_path / "backup", target_url, instance)
     assert result.success
     return result
 
 
-def test_exactly_the_manifest_records_are_loaded(small_corpus, migrated, sqlite_url):
-    engine = get_engine(sqlite_url)
+def test_exactly_the_manifest_records_are_loaded(small_corpus, migrated, target_url):
+    engine = get_engine(target_url)
     with engine.connect() as conn:
         per_file = dict(conn.execute(select(ContentItem.source_path, func.count()).group_by(ContentItem.source_path)).all())
     expected = {path: f["records"] for path, f in small_corpus.files.items() if f["expect"] == "valid"}
@@ -63,10 +63,10 @@ def test_every_manifest_file_is_in_the_report_with_the_right_status(small_corpus
     assert (tmp_path / "backup" / SUMMARY_FILE).read_text().startswith(f"Migration run {report['run_id']}: completed")
 
 
-def test_rows_carry_the_legacy_fields(small_corpus, migrated, sqlite_url):
+def test_rows_carry_the_legacy_fields(small_corpus, migrated, target_url):
     path = next(p for p, f in sorted(small_corpus.files.items()) if f["expect"] == "valid" and f["format"] == "json" and f["records"] == 1)
     source = json.loads((small_corpus.root / path).read_text())
-    with get_engine(sqlite_url).connect() as conn:
+    with get_engine(target_url).connect() as conn:
         row = conn.execute(select(ContentItem).where(ContentItem.source_path == path)).one()
     assert row.legacy_id == str(source["id"])
     assert (row.title, row.content, row.url, row.tags) == (source["title"], source["content"], source.get("url"), source.get("tags", []))
@@ -74,8 +74,8 @@ def test_rows_carry_the_legacy_fields(small_corpus, migrated, sqlite_url):
     assert row.created_at.strftime("%Y-%m-%dT%H:%M:00Z") == source["created_at"]
 
 
-def test_mappings_knowledge_and_embeddings_are_complete(migrated, sqlite_url):
-    with get_engine(sqlite_url).connect() as conn:
+def test_mappings_knowledge_and_embeddings_are_complete(migrated, target_url):
+    with get_engine(target_url).connect() as conn:
         items = conn.execute(select(func.count()).select_from(ContentItem)).scalar_one()
         mapped = conn.execute(select(func.count()).select_from(LegacyMapping)).scalar_one()
         substantial = conn.execute(select(func.count()).where(ContentItem.content_length >= 500)).scalar_one()
@@ -92,8 +92,8 @@ def test_mappings_knowledge_and_embeddings_are_complete(migrated, sqlite_url):
     assert joined.strip() == one.content.strip()
 
 
-def test_run_is_tracked_per_file_and_completed(small_corpus, migrated, sqlite_url):
-    with get_engine(sqlite_url).connect() as conn:
+def test_run_is_tracked_per_file_and_completed(small_corpus, migrated, target_url):
+    with get_engine(target_url).connect() as conn:
         run = conn.execute(select(MigrationRun)).one()
         tracked = conn.execute(select(func.count()).select_from(MigrationItem).where(MigrationItem.run_id == run.id)).scalar_one()
         writers = set(conn.execute(select(ContentItem.run_id).distinct()).scalars())
@@ -102,27 +102,27 @@ def test_run_is_tracked_per_file_and_completed(small_corpus, migrated, sqlite_ur
     assert writers == {migrated.run_id}
 
 
-def test_running_the_same_migration_twice_leaves_the_database_as_once(small_corpus, migrated, tmp_path, sqlite_url, instance):
-    before = content_snapshot(sqlite_url)
-    again = materialize(small_corpus.root, tmp_path / "backup", sqlite_url, instance)
+def test_running_the_same_migration_twice_leaves_the_database_as_once(small_corpus, migrated, tmp_path, target_url, instance):
+    before = content_snapshot(target_url)
+    again = materialize(small_corpus.root, tmp_path / "backup", target_url, instance)
     assert again.success
-    assert content_snapshot(sqlite_url) == before
+    assert content_snapshot(target_url) == before
     report = json.loads((tmp_path / "backup" / REPORT_FILE).read_text())
     records = report["totals"]["records"]
     assert records["inserted"] == records["updated"] == 0
     assert records["unchanged"] == small_corpus.expected_records()
 
 
-def test_an_edited_record_is_updated_in_place(tmp_path, sqlite_url, instance):
+def test_an_edited_record_is_updated_in_place(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.json").write_text(json.dumps({"id": "a1", "title": "First", "content": "one " * 200}))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
-    with get_engine(sqlite_url).connect() as conn:
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
         first_id = conn.execute(select(ContentItem.id)).scalar_one()
     (source / "a.json").write_text(json.dumps({"id": "a1", "title": "Second", "content": "two " * 200}))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
-    with get_engine(sqlite_url).connect() as conn:
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
         rows = conn.execute(select(ContentItem.id, ContentItem.title)).all()
         chunk_texts = conn.execute(select(KnowledgeItem.text)).scalars().all()
         embedded = conn.execute(select(func.count()).select_from(Embedding)).scalar_one()
@@ -138,59 +138,59 @@ def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, i
     assert metadata["files"].value == 250 and "preview" in metadata
 
 
-def test_a_legacy_id_already_migrated_from_another_file_is_rejected_not_overwritten(tmp_path, sqlite_url, instance):
+def test_a_legacy_id_already_migrated_from_another_file_is_rejected_not_overwritten(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.json").write_text(json.dumps({"id": "same", "title": "From a"}))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
     (source / "a.json").unlink()
     (source / "b.json").write_text(json.dumps({"id": "same", "title": "From b"}))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
-    with get_engine(sqlite_url).connect() as conn:
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.title)).scalars().all() == ["From a"]
     report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
     status = {f["path"]: (f["status"], f["reason"]) for f in report["files"]}
     assert status["b.json"] == ("rejected", "legacy_id 'same' is already migrated from 'a.json'")
 
 
-def test_duplicate_ids_within_a_run_keep_the_first_and_reject_the_rest(tmp_path, sqlite_url, instance):
+def test_duplicate_ids_within_a_run_keep_the_first_and_reject_the_rest(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.json").write_text(json.dumps({"id": 7, "title": "first"}))
     (source / "b.jsonl").write_text(json.dumps({"id": "7", "title": "second"}) + "\n")
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance, batch_size=1).success
+    assert materialize(source, tmp_path / "bk", target_url, instance, batch_size=1).success
     report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
     assert [(r["path"], r["reason"]) for r in report["rejected_records"]] == [("b.jsonl", "duplicate legacy_id '7': first seen in a.json")]
 
 
-def test_with_validation_off_failures_are_recorded_but_records_load(tmp_path, sqlite_url, instance):
+def test_with_validation_off_failures_are_recorded_but_records_load(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.json").write_text(json.dumps({"id": 1, "title": "t", "url": "not a url"}))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance, validate_data=False).success
-    with get_engine(sqlite_url).connect() as conn:
+    assert materialize(source, tmp_path / "bk", target_url, instance, validate_data=False).success
+    with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.url)).scalars().all() == ["not a url"]
 
 
-def test_options_that_have_not_landed_are_refused_not_ignored(tmp_path, sqlite_url, instance):
+def test_options_that_have_not_landed_are_refused_not_ignored(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.txt").write_text("x")
     resources = {
         "migration": MigrationResource(source_directory=str(source), backup_directory=str(tmp_path / "bk"), dry_run=True),
-        "target": TargetDatabase(url=sqlite_url),
+        "target": TargetDatabase(url=target_url),
         "embedding_model": EmbeddingModel(),
     }
     result = dg.materialize(ASSETS, resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
-    with get_engine(sqlite_url).connect() as conn:
+    with get_engine(target_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 0
 
 
-def test_a_duplicate_whose_first_occurrence_is_invalid_is_loaded(tmp_path, sqlite_url, instance):
+def test_a_duplicate_whose_first_occurrence_is_invalid_is_loaded(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()
     (source / "a.json").write_text(json.dumps([{"id": 9, "url": "bad"}, {"id": 9, "title": "good"}]))
-    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
-    with get_engine(sqlite_url).connect() as conn:
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.title)).scalars().all() == ["good"]

@@ -1,18 +1,25 @@
-"""Bulk inserts on the driver's ``executemany``, with SQLAlchemy's own type conversions.
+"""Bulk inserts: COPY on PostgreSQL, the driver's ``executemany`` elsewhere.
 
 Core ``insert()`` with a list of dicts spends more time building per-row parameters than
-the database spends storing them; this applies each column's bind processor once per
-value and hands the driver plain tuples, with the SQL compiled once per column list.
+the database spends storing them. Here SQLite gets plain tuples (each column's SQLAlchemy
+bind processor applied once per value, the SQL compiled once per column list), and
+PostgreSQL gets ``COPY ... FROM STDIN`` rows with JSON and vectors rendered as text.
 """
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+import numpy as np
+from sqlalchemy import JSON, Connection, Table, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+from migration_assets.store.types import Vector
 
 
 @lru_cache(maxsize=64)
@@ -24,9 +31,49 @@ def _compiled(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple
     return str(compiled), order, processors
 
 
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _vector_texts(values: Sequence[Any]) -> list[str | None]:
+    """PostgreSQL array literals for a column of vectors, formatted by numpy in one pass."""
+    present = [i for i, v in enumerate(values) if v is not None]
+    texts: list[str | None] = [None] * len(values)
+    if present:
+        buffer = io.StringIO()
+        np.savetxt(buffer, np.vstack([np.asarray(values[i], dtype=np.float32) for i in present]), fmt="%.7g", delimiter=",")
+        for i, line in zip(present, buffer.getvalue().splitlines(), strict=True):
+            texts[i] = "{" + line + "}"
+    return texts
+
+
+def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    columns = tuple(rows[0])
+    names = ", ".join(f'"{table.c[key].name}"' for key in columns)
+    values = {key: [row[key] for row in rows] for key in columns}
+    for key in columns:
+        if isinstance(table.c[key].type, Vector):
+            values[key] = _vector_texts(values[key])
+        elif isinstance(table.c[key].type, JSON):
+            values[key] = [_json_text(v) for v in values[key]]
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+    driver_connection = conn.connection.driver_connection
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in zip(*values.values(), strict=True):
+                copy.write_row(row)
+    except dbapi.Error as exc:
+        # the same exception classes (DataError, IntegrityError, ...) as a statement through SQLAlchemy
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) in one ``executemany``."""
+    """Insert ``rows`` (dicts with the same keys) in one statement: all or nothing."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy(conn, table, rows)
         return
     columns = tuple(rows[0])
     sql, order, processors = _compiled(table, columns, conn.dialect)

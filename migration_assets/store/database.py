@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -28,6 +27,9 @@ def redact_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (see _sqlite_begin):
+    # otherwise SAVEPOINT and the transaction boundaries of a batch are not what they seem.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -36,15 +38,34 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-@cache
+def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    # IMMEDIATE takes the write lock up front: concurrent writers queue (busy_timeout) instead
+    # of failing when a read-then-write transaction is overtaken.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
 def get_engine(url: str) -> Engine:
-    """A pooled engine per URL, with the schema upgraded to the latest revision."""
+    """A pooled engine per URL (one per process), with the schema upgraded to the latest revision."""
     url = normalise_url(url)
-    engine = create_engine(url, future=True)
+    if url in _ENGINES:
+        return _ENGINES[url]
+    engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     upgrade_schema(engine)
+    _ENGINES[url] = engine
     return engine
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url``'s engine and forget it."""
+    engine = _ENGINES.pop(normalise_url(url), None)
+    if engine is not None:
+        engine.dispose()
 
 
 def upgrade_schema(engine: Engine) -> None:
@@ -55,5 +76,17 @@ def upgrade_schema(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        serialise_writes(connection, "schema")  # two first runs at once must not both create it
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def serialise_writes(conn: Connection, scope: str) -> None:
+    """Make this transaction's writes to ``scope`` wait for any other run's (held to commit).
+
+    PostgreSQL: a transaction-level advisory lock, one per scope, so concurrent runs neither
+    duplicate nor deadlock. SQLite: every write transaction already holds the database's write
+    lock from its start (``BEGIN IMMEDIATE``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("select pg_advisory_xact_lock(hashtext(:scope))"), {"scope": f"migration_assets:{scope}"})

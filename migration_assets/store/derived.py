@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
 from migration_assets.store.bulk import bulk_insert
+from migration_assets.store.database import serialise_writes
 from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, table_of
 
 CONTENT = table_of(ContentItem)
@@ -54,10 +55,12 @@ def refresh_knowledge_items(engine: Engine, run_id: str, *, min_chars: int, chun
     """Chunk every content item whose knowledge is missing or stale; one transaction per batch."""
     counts = KnowledgeCounts()
     with engine.begin() as conn:
+        serialise_writes(conn, "knowledge")
         counts.removed_items = prune_short_content_knowledge(conn, min_chars)
     last_id = 0
     while True:
         with engine.begin() as conn:
+            serialise_writes(conn, "knowledge")
             rows = conn.execute(
                 select(CONTENT.c.id, CONTENT.c.title, CONTENT.c.content, CONTENT.c.content_hash)
                 .where(_stale_content(min_chars), CONTENT.c.id > last_id)
@@ -96,6 +99,7 @@ def refresh_embeddings(engine: Engine, run_id: str, provider: EmbeddingProvider,
     last_id = 0
     while True:
         with engine.begin() as conn:
+            serialise_writes(conn, "embeddings")
             rows = conn.execute(
                 select(KNOWLEDGE.c.id, KNOWLEDGE.c.text, EMBEDDINGS.c.id.label("embedding_id"))
                 .select_from(joined)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from migration_assets.records import LegacyRecord, RecordRejection, parse_iso
+from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert
@@ -136,11 +137,43 @@ def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[
         "run_id": run_id,
         "source_path": rejection.source_path,
         "record_index": rejection.record_index,
-        "legacy_id": rejection.legacy_id,
+        "legacy_id": clean_text(rejection.legacy_id)[:512] if rejection.legacy_id else None,
         "stage": stage,
-        "reason": rejection.reason,
-        "raw": rejection.raw,
+        "reason": clean_text(rejection.reason),
+        "raw": clean_text(rejection.raw) if rejection.raw else None,
     }
+
+
+def database_refusal(exc: DBAPIError) -> str:
+    """The first line of what the database said, without SQLAlchemy's statement dump."""
+    message = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return f"refused by the database: {message}"
+
+
+def write_isolating_failures(
+    conn: Connection, write: Callable[[Connection, Sequence[dict[str, Any]]], None], rows: Sequence[dict[str, Any]]
+) -> dict[int, str]:
+    """Write ``rows`` in one go; if the database refuses the batch, write them one by one so
+    that only the rows it refuses fail. Returns ``{row position: reason}`` for those.
+
+    Only data errors are isolated; connection and lock failures propagate.
+    """
+    if not rows:
+        return {}
+    try:
+        with conn.begin_nested():
+            write(conn, rows)
+        return {}
+    except (DataError, IntegrityError):
+        pass
+    refused: dict[int, str] = {}
+    for position, row in enumerate(rows):
+        try:
+            with conn.begin_nested():
+                write(conn, [row])
+        except (DataError, IntegrityError) as exc:
+            refused[position] = database_refusal(exc)
+    return refused
 
 
 def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, preserve_timestamps: bool, dry_run: bool = False) -> LoadCounts:
@@ -158,7 +191,9 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
     existing = existing_items(conn, [record.legacy_id for _, record in valid])
 
     new_rows: list[dict[str, Any]] = []
+    new_records: list[LegacyRecord] = []
     changed_rows: list[dict[str, Any]] = []
+    changed_records: list[LegacyRecord] = []
     rejections: list[dict[str, Any]] = []
     per_file: dict[str, Counter[str]] = {load.source.rel_path: Counter() for load in files}
     reasons: dict[str, list[str]] = {load.source.rel_path: [] for load in files}
@@ -186,6 +221,7 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
             row = _content_row(record, load.source, run_id, now, preserve_timestamps)
             row["migrated_at"] = now
             new_rows.append(row)
+            new_records.append(record)
             existing[record.legacy_id] = (-1, record.source_path, record.record_hash)
             tally["inserted"] += 1
         elif known[1] != record.source_path:
@@ -197,13 +233,18 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
             row = _content_row(record, load.source, run_id, now, preserve_timestamps)
             row["_id"] = known[0]
             changed_rows.append(row)
+            changed_records.append(record)
             tally["updated"] += 1
 
     if not dry_run:
         if new_rows:
-            # plain executemany, then one id lookup: RETURNING would cost a statement per row on SQLite
-            bulk_insert(conn, CONTENT, new_rows)
-            ids = existing_items(conn, [row["legacy_id"] for row in new_rows])
+            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), new_rows)
+            for position in refused:
+                record = new_records[position]
+                per_file[record.source_path]["inserted"] -= 1
+                reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
+            inserted = [row for position, row in enumerate(new_rows) if position not in refused]
+            ids = existing_items(conn, [row["legacy_id"] for row in inserted])
             mappings = [
                 {
                     "legacy_id": row["legacy_id"],
@@ -212,14 +253,19 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
                     "run_id": run_id,
                     "created_at": now,
                 }
-                for row in new_rows
+                for row in inserted
             ]
             bulk_insert(conn, MAPPINGS, mappings)
         if changed_rows:
             # bind names may not equal column names in an UPDATE's SET clause
             columns = [c for c in changed_rows[0] if c not in ("_id", "legacy_id")]
             statement = update(CONTENT).where(CONTENT.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
-            conn.execute(statement, [{"_id": row["_id"], **{f"v_{c}": row[c] for c in columns}} for row in changed_rows])
+            params = [{"_id": row["_id"], **{f"v_{c}": row[c] for c in columns}} for row in changed_rows]
+            refused = write_isolating_failures(conn, lambda c, rows: c.execute(statement, list(rows)), params)
+            for position in refused:
+                record = changed_records[position]
+                per_file[record.source_path]["updated"] -= 1
+                reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
         if rejections:
             bulk_insert(conn, REJECTED, rejections)
 

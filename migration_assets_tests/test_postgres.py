@@ -1,0 +1,150 @@
+"""PostgreSQL as a first-class backend: same rows as SQLite, its own refusals isolated per
+record, concurrent runs, and the Dagster instance on PostgreSQL."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from migration_assets.config import MigrationConfig
+from migration_assets.runner import run_migration
+from migration_assets.store.database import get_engine, normalise_url
+from migration_assets.store.models import ContentItem
+from migration_assets_tests.conftest import POSTGRES_URL
+from migration_assets_tests.test_pipeline import content_snapshot, materialize
+
+REPO = Path(__file__).resolve().parent.parent
+COMPARED = ("legacy_id", "source_path", "source_format", "title", "content", "url", "content_type", "category", "tags", "metadata")
+
+
+def rows_of(url: str) -> list[tuple]:
+    columns = [ContentItem.__table__.c[name] for name in COMPARED] + [ContentItem.created_at, ContentItem.content_hash]
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(select(*columns).order_by(ContentItem.legacy_id)).all()
+    return [(*row[:-2], row[-2].isoformat()[:19] if row[-2] else None, row[-1]) for row in rows]
+
+
+def test_plain_postgresql_urls_use_psycopg_3():
+    assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
+    assert normalise_url("postgres://u@h/db").startswith("postgresql+psycopg://")
+
+
+def test_the_same_corpus_gives_the_same_rows_in_sqlite_and_postgresql(small_corpus, tmp_path, sqlite_url, postgres_url, instance):
+    assert materialize(small_corpus.root, tmp_path / "b1", sqlite_url, instance).success
+    assert materialize(small_corpus.root, tmp_path / "b2", postgres_url, instance).success
+    in_sqlite, in_postgres = rows_of(sqlite_url), rows_of(postgres_url)
+    assert len(in_sqlite) == small_corpus.expected_records()
+    assert in_sqlite == in_postgres
+
+
+def test_postgresql_schema_has_native_types_and_constraints(postgres_url):
+    with get_engine(postgres_url).connect() as conn:
+        types = dict(
+            conn.execute(
+                text(
+                    "select table_name || '.' || column_name, data_type from information_schema.columns "
+                    "where table_schema = current_schema() and column_name in ('metadata', 'created_at', 'vector')"
+                )
+            ).all()
+        )
+        uniques = set(conn.execute(text("select conname from pg_constraint where contype in ('u', 'p')")).scalars())
+    assert types["content_items.metadata"] == "jsonb"
+    assert types["content_items.created_at"] == "timestamp with time zone"
+    assert types["embeddings.vector"] == "ARRAY"
+    assert {"uq_content_items_legacy_id", "pk_legacy_mappings", "uq_embeddings_knowledge_item_id"} <= uniques
+
+
+def test_text_postgresql_cannot_store_is_cleaned_on_both_backends(tmp_path, target_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text('{"id": "n1", "title": "nul\\u0000here", "content": "x", "metadata": {"score": NaN, "k\\u0000": "v"}}')
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
+        title, metadata = conn.execute(select(ContentItem.title, ContentItem.metadata_)).one()
+    assert title == "nulhere" and metadata == {"score": None, "k": "v"}
+
+
+def test_a_record_postgresql_refuses_is_rejected_alone_and_the_batch_goes_on(tmp_path, postgres_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    records = [{"id": "ok-1", "title": "fine"}, {"id": "long", "title": "t", "category": "c" * 300}, {"id": "ok-2", "title": "fine too"}]
+    (source / "a.json").write_text(json.dumps(records))
+    assert materialize(source, tmp_path / "bk", postgres_url, instance, validate_data=False).success
+    with get_engine(postgres_url).connect() as conn:
+        assert conn.execute(select(ContentItem.legacy_id).order_by(ContentItem.legacy_id)).scalars().all() == ["ok-1", "ok-2"]
+    report = json.loads((tmp_path / "bk" / "migration_report.json").read_text())
+    (rejected,) = report["rejected_records"]
+    assert rejected["legacy_id"] == "long" and rejected["stage"] == "load"
+    assert "refused by the database: value too long" in rejected["reason"]
+
+
+def _cli(source: Path, backup: Path, home: Path, url: str) -> subprocess.Popen[str]:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": url}
+    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(backup), "--batch-size", "20"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_runs_of_the_same_source_at_once_leave_the_database_as_one(small_corpus, tmp_path, target_url, instance):
+    runs = [_cli(small_corpus.root, tmp_path / f"b{i}", tmp_path / f"h{i}", target_url) for i in range(2)]
+    outcomes = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    concurrent = content_snapshot(target_url)
+    assert len(concurrent[0]) == small_corpus.expected_records()
+    reports = [json.loads((tmp_path / f"b{i}" / "migration_report.json").read_text()) for i in range(2)]
+    loaded = [r["totals"]["records"] for r in reports]
+    assert sum(r["inserted"] for r in loaded) == small_corpus.expected_records()
+    assert all(r["inserted"] + r["unchanged"] == small_corpus.expected_records() for r in loaded)
+
+
+def test_two_runs_of_different_sources_at_once_both_land(tmp_path, target_url):
+    from migration_assets_tests.conftest import make_corpus
+
+    first, second = make_corpus(tmp_path / "c1" / "legacy", 60, seed=21), make_corpus(tmp_path / "c2" / "legacy", 60, seed=22)
+    runs = [_cli(c.root, tmp_path / f"b{i}", tmp_path / f"h{i}", target_url) for i, c in enumerate((first, second))]
+    outcomes = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    with get_engine(target_url).connect() as conn:
+        assert conn.execute(select(ContentItem.id)).scalars().all().__len__() == first.expected_records() + second.expected_records()
+
+
+@pytest.fixture
+def dagster_postgres_url(postgres_available):
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'create database "{name}"'))
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'drop database "{name}" with (force)'))
+    admin.dispose()
+
+
+def test_with_the_postgres_instance_config_runs_and_events_land_in_postgresql(tmp_path, monkeypatch, dagster_postgres_url, postgres_url):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_postgres_url)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("hello")
+    config = MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "bk"))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        outcome = run_migration(config, postgres_url, instance=instance)
+    assert outcome.success
+    storage = create_engine(normalise_url(dagster_postgres_url))
+    with storage.connect() as conn:
+        runs = conn.execute(text("select run_id from runs")).scalars().all()
+        events = conn.execute(text("select count(*) from event_logs where run_id = :r"), {"r": outcome.run_id}).scalar_one()
+    storage.dispose()
+    assert runs == [outcome.run_id] and events > 10
