@@ -63,6 +63,35 @@ def migrate(
     click.echo(f"Report: {outcome.report_path}\nSummary: {outcome.summary_path}")
 
 
+@cli.command()
+@click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
+@click.option("--output", "output", required=True, type=click.Path(dir_okay=False, writable=True), help="Where to write the JSON report.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
+@click.option("--verbose", "-v", is_flag=True, help="Print every invalid file and record.")
+def validate(source: str, output: str, batch_size: int, max_file_size: int, verbose: bool) -> None:
+    """Parse and validate the source without writing any database; report what is invalid and why."""
+    from migration_assets.service import validate_source
+
+    source_dir = str(Path(source).resolve())
+    config = MigrationConfig(source_directory=source_dir, backup_directory=source_dir, batch_size=batch_size, max_file_size=max_file_size)
+    report = validate_source(config)
+    Path(output).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    totals = report["totals"]
+    click.echo(
+        f"{totals.get('files', 0)} files: {totals.get('valid_files', 0)} valid, {totals.get('invalid_files', 0)} invalid, "
+        f"{totals.get('skipped_files', 0)} skipped; {totals.get('records', 0)} records: {totals.get('valid_records', 0)} valid, "
+        f"{totals.get('invalid_records', 0)} invalid. Report: {output}"
+    )
+    if verbose:
+        for f in report["invalid_files"]:
+            click.echo(f"  [invalid file] {f['path']}: {f['reason']}")
+        for r in report["invalid_records"]:
+            click.echo(f"  [invalid record] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}")
+        for f in report["skipped_files"]:
+            click.echo(f"  [skipped] {f['path']}: {f['reason']}")
+
+
 def _short_summary(report_path: Path) -> str:
     report = json.loads(report_path.read_text(encoding="utf-8"))
     totals, records = report["totals"], report["totals"]["records"]

@@ -100,10 +100,16 @@ class ValidatedRecords:
     def batches(self) -> Iterator[list[FileLoad]]:
         for batch_no, path in enumerate(self.parsed.files):
             batch: ParsedBatch = read_batch(path)
-            by_file: dict[str, dict[int, list[str]]] = {}
-            for (rel, index), reasons in self.invalid.get(batch_no, {}).items():
-                by_file.setdefault(rel, {})[index] = reasons
-            yield [FileLoad(source, parsed, by_file.get(source.rel_path, {})) for source, parsed in batch]
+            invalid = _by_file(self.invalid.get(batch_no, {}))
+            warnings = _by_file(self.warnings.get(batch_no, {}))
+            yield [FileLoad(source, parsed, invalid.get(source.rel_path, {}), warnings.get(source.rel_path, {})) for source, parsed in batch]
+
+
+def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, list[str]]]:
+    by_file: dict[str, dict[int, list[str]]] = {}
+    for (rel, index), reasons in verdicts.items():
+        by_file.setdefault(rel, {})[index] = reasons
+    return by_file
 
 
 def validate_batch(path: str) -> tuple[dict[tuple[str, int], list[str]], list[tuple[str, str, int]]]:

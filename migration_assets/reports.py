@@ -10,7 +10,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RejectedRecord, table_of
+from migration_assets.ingest import ValidatedRecords
+from migration_assets.integrity import results_of_run
+from migration_assets.inventory import FileInventory
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RecordWarning, RejectedRecord, table_of
 
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
@@ -30,6 +33,10 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
             .mappings()
             .all()
         )
+        warning_rows = conn.execute(
+            select(table_of(RecordWarning)).where(table_of(RecordWarning).c.run_id == run_id).order_by(table_of(RecordWarning).c.id)
+        ).mappings()
+        warnings = [{"path": w["source_path"], "index": w["record_index"], "reason": w["reason"]} for w in warning_rows]
         in_target = {
             "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),
             "knowledge_items": conn.execute(select(func.count()).select_from(KnowledgeItem)).scalar_one(),
@@ -72,6 +79,8 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "errors_by_stage": dict(errors_by_stage),
         "stages": run["stats"],
         "throughput": throughput,
+        "integrity": results_of_run(engine, run_id),
+        "validation_warnings": warnings,
         "files": [
             {
                 "path": f["source_path"],
@@ -118,6 +127,13 @@ def render_summary(report: dict[str, Any]) -> str:
     throughput = report.get("throughput") or {}
     if throughput:
         lines.append(f"Throughput: {throughput['files_per_minute']} files/minute, {throughput['records_per_second']} records/s")
+    if report.get("integrity"):
+        lines += ["", "Integrity checks:"]
+        for check in report["integrity"]:
+            verdict = "passed" if check["passed"] else ("FAILED" if check["severity"] == "ERROR" else "warning")
+            lines.append(f"  {check['check']:<18} {verdict:<8} {check['message']}")
+    if report.get("validation_warnings"):
+        lines.append(f"\nValidation warnings (records loaded anyway, validate_data off): {len(report['validation_warnings'])}")
     problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
     if problems:
         lines += ["", "Files not (fully) migrated:"]
@@ -132,3 +148,60 @@ def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, 
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     summary_path.write_text(render_summary(report), encoding="utf-8")
     return report_path, summary_path
+
+
+def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> dict[str, Any]:
+    """What ``validate`` found: per-format counts, and every invalid file and record with its reasons."""
+    by_format: dict[str, Counter[str]] = defaultdict(Counter)
+    invalid_files: list[dict[str, Any]] = []
+    invalid_records: list[dict[str, Any]] = []
+    skipped_files: list[dict[str, Any]] = []
+    for source in inventory.files:
+        by_format[source.format]["files"] += 1
+        if not source.eligible:
+            by_format[source.format]["skipped_files"] += 1
+            skipped_files.append({"path": source.rel_path, "format": source.format, "status": source.status.value, "reason": source.reason})
+    for files in validated.batches():
+        for load in files:
+            counts = by_format[load.source.format]
+            if load.parsed.error:
+                counts["invalid_files"] += 1
+                invalid_files.append({"path": load.source.rel_path, "format": load.source.format, "reason": load.parsed.error})
+                continue
+            bad: list[dict[str, Any]] = [
+                {"path": r.source_path, "index": r.record_index, "legacy_id": r.legacy_id, "reasons": [r.reason], "stage": "parse"}
+                for r in load.parsed.rejections
+            ]
+            bad += [
+                {
+                    "path": r.source_path,
+                    "index": r.record_index,
+                    "legacy_id": r.legacy_id,
+                    "reasons": load.invalid[r.record_index],
+                    "stage": "validate",
+                }
+                for r in load.parsed.records
+                if r.record_index in load.invalid
+            ]
+            counts["records"] += len(load.parsed.records) + len(load.parsed.rejections)
+            counts["invalid_records"] += len(bad)
+            counts["valid_records"] += len(load.parsed.records) + len(load.parsed.rejections) - len(bad)
+            invalid_records += bad
+            if bad and len(bad) == len(load.parsed.records) + len(load.parsed.rejections):
+                counts["invalid_files"] += 1
+                invalid_files.append(
+                    {"path": load.source.rel_path, "format": load.source.format, "reason": f"all {len(bad)} records invalid: {bad[0]['reasons'][0]}"}
+                )
+            else:
+                counts["valid_files"] += 1
+    totals: Counter[str] = Counter()
+    for counts in by_format.values():
+        totals.update(counts)
+    return {
+        "source_directory": inventory.root,
+        "totals": dict(totals),
+        "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
+        "invalid_files": invalid_files,
+        "invalid_records": invalid_records,
+        "skipped_files": skipped_files,
+    }

@@ -13,7 +13,7 @@ import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig
-from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
+from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
 from migration_assets.store.database import get_engine
 from migration_assets.store.runs import mark_failed
 
@@ -69,7 +69,9 @@ def run_migration(
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
             error = failures[0].step_failure_data.error.message.strip()
         # the target itself may be why the run failed; the error is reported either way
-        with contextlib.suppress(SQLAlchemyError):
-            mark_failed(get_engine(database_url), result.run_id, error or "run failed")
+        with contextlib.suppress(SQLAlchemyError, LookupError):
+            engine = get_engine(database_url)
+            mark_failed(engine, result.run_id, error or "run failed")
+            write_report(build_report(engine, result.run_id), config.backup_path)  # where it stopped, and why
     backup = config.backup_path
     return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

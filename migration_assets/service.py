@@ -6,6 +6,7 @@ and returns its own output with the figures worth showing.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from migration_assets.config import MigrationConfig
 from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
+from migration_assets.reports import validation_report
 from migration_assets.store import derived, loader
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
@@ -27,6 +29,7 @@ __all__ = [
     "load_stage",
     "parse_stage",
     "take_inventory",
+    "validate_source",
     "validate_stage",
 ]
 
@@ -62,7 +65,11 @@ def load_stage(
     for n, files in enumerate(validated.batches(), start=1):
         with engine.begin() as conn:
             serialise_writes(conn, "content")
-            counts.add(loader.write_batch(conn, run_id, files, preserve_timestamps=config.preserve_timestamps, dry_run=config.dry_run))
+            counts.add(
+                loader.write_batch(
+                    conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, dry_run=config.dry_run
+                )
+            )
         if on_batch:
             on_batch(n, total)
     return counts
@@ -78,3 +85,12 @@ def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | N
 
 def config_summary(config: MigrationConfig) -> dict[str, Any]:
     return config.model_dump()
+
+
+def validate_source(config: MigrationConfig) -> dict[str, Any]:
+    """Parse and validate ``config.source_directory`` without touching any database."""
+    inventory = take_inventory(config)
+    with tempfile.TemporaryDirectory(prefix="migration-validate-") as scratch:
+        scratch_config = config.model_copy(update={"backup_directory": scratch})
+        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate"))
+        return validation_report(inventory, validated)

@@ -38,49 +38,49 @@ def _string_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(tag, str) for tag in value)
 
 
+PARSED_RECORD_SCHEMA = pa.DataFrameSchema(
+    name="ParsedRecord",
+    description="What a parser hands over: the unified record's fields, typed; nothing about their content yet.",
+    columns={
+        "legacy_id": pa.Column(str, description="Id from the legacy record, or derived from path and position."),
+        "source_path": pa.Column(str, description="Path of the source file, relative to the source directory."),
+        "source_format": pa.Column(str, checks=pa.Check.isin(sorted(set(FORMATS.values()))), description="Parser that read it."),
+        "title": pa.Column(str, nullable=True, description="Title (Markdown/text: heading or file name when missing)."),
+        "content": pa.Column(str, nullable=True, description="The text."),
+        "url": pa.Column(str, nullable=True),
+        "created_at": pa.Column(object, nullable=True, description="ISO 8601 string, as normalised from the legacy value."),
+        "type": pa.Column(str, nullable=True),
+        "category": pa.Column(str, nullable=True),
+        "tags": pa.Column(object, description="List of strings."),
+    },
+    strict=False,
+    coerce=False,
+)
+
+_CONTENT_RULES: dict[str, dict[str, object]] = {
+    "legacy_id": {
+        "checks": [pa.Check.str_length(1, MAX_ID_CHARS, error=f"legacy_id must be 1 to {MAX_ID_CHARS} characters")],
+        "unique": True,
+        "report_duplicates": "exclude_first",
+    },
+    "title": {"checks": [pa.Check.str_length(max_value=MAX_TITLE_CHARS, error=f"title is longer than {MAX_TITLE_CHARS} characters")]},
+    "content": {"checks": [pa.Check.str_length(max_value=MAX_CONTENT_CHARS, error=f"content is longer than {MAX_CONTENT_CHARS} characters")]},
+    "url": {"checks": [pa.Check.str_matches(URL_PATTERN, error="url is not an http(s) or ftp URL")]},
+    "created_at": {"checks": [pa.Check(_parseable_date, element_wise=True, error="created_at is not a parseable date")]},
+    "type": {"checks": [pa.Check.str_length(max_value=MAX_TYPE_CHARS, error=f"type is longer than {MAX_TYPE_CHARS} characters")]},
+    "category": {"checks": [pa.Check.str_length(max_value=MAX_CATEGORY_CHARS, error=f"category is longer than {MAX_CATEGORY_CHARS} characters")]},
+    "tags": {"checks": [pa.Check(_string_list, element_wise=True, error="tags must be a list of strings")]},
+}
+
 RECORD_SCHEMA = pa.DataFrameSchema(
     name="LegacyRecord",
-    description="A legacy record normalised into the unified content model.",
-    columns={
-        "legacy_id": pa.Column(
-            str,
-            checks=pa.Check.str_length(1, MAX_ID_CHARS, error=f"legacy_id must be 1 to {MAX_ID_CHARS} characters"),
-            unique=True,
-            report_duplicates="exclude_first",
-            description="Id from the legacy record, or derived from path and position.",
-        ),
-        "source_path": pa.Column(str, description="Path of the source file, relative to the source directory."),
-        "source_format": pa.Column(str, checks=pa.Check.isin(sorted(set(FORMATS.values())))),
-        "title": pa.Column(
-            str,
-            nullable=True,
-            checks=pa.Check.str_length(max_value=MAX_TITLE_CHARS, error=f"title is longer than {MAX_TITLE_CHARS} characters"),
-        ),
-        "content": pa.Column(
-            str,
-            nullable=True,
-            checks=pa.Check.str_length(max_value=MAX_CONTENT_CHARS, error=f"content is longer than {MAX_CONTENT_CHARS} characters"),
-        ),
-        "url": pa.Column(str, nullable=True, checks=pa.Check.str_matches(URL_PATTERN, error="url is not an http(s) or ftp URL")),
-        "created_at": pa.Column(
-            object,
-            nullable=True,
-            checks=pa.Check(_parseable_date, element_wise=True, error="created_at is not a parseable date"),
-        ),
-        "type": pa.Column(
-            str, nullable=True, checks=pa.Check.str_length(max_value=MAX_TYPE_CHARS, error=f"type is longer than {MAX_TYPE_CHARS} characters")
-        ),
-        "category": pa.Column(
-            str,
-            nullable=True,
-            checks=pa.Check.str_length(max_value=MAX_CATEGORY_CHARS, error=f"category is longer than {MAX_CATEGORY_CHARS} characters"),
-        ),
-        "tags": pa.Column(object, checks=pa.Check(_string_list, element_wise=True, error="tags must be a list of strings")),
-    },
+    description="A valid legacy record: the parsed record's types plus the content rules a record must meet to be loaded.",
+    columns=PARSED_RECORD_SCHEMA.update_columns(_CONTENT_RULES).columns,  # type: ignore[arg-type]
     checks=[pa.Check(_has_text, error="record has neither a title nor content")],
     strict=False,
     coerce=False,
 )
+"""The schema validation applies (it includes every rule of ``PARSED_RECORD_SCHEMA``)."""
 
 COLUMNS = list(RECORD_SCHEMA.columns)
 

@@ -70,3 +70,33 @@ def test_a_failed_run_exits_1_with_the_error(tmp_path):
     done = run_cli("migrate", "--source", str(source), "--backup", str(tmp_path / "b"), home=dagster_home(tmp_path), url=unreachable)
     assert done.returncode == 1
     assert "failed" in done.stderr and "127.0.0.1" in done.stderr
+
+
+def test_validate_names_every_invalid_file_and_writes_no_database(small_corpus, tmp_path):
+    home = dagster_home(tmp_path)
+    output = tmp_path / "validation.json"
+    database = tmp_path / "never.db"
+    done = run_cli("validate", "--source", str(small_corpus.root), "--output", str(output), "--verbose", home=home, url=f"sqlite:///{database}")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(output.read_text())
+    invalid = {f["path"]: f["reason"] for f in report["invalid_files"]}
+    expected_invalid = {p for p, f in small_corpus.files.items() if f["expect"] == "invalid"}
+    assert set(invalid) == expected_invalid and all(invalid.values())
+    assert {f["path"] for f in report["skipped_files"]} == {p for p, f in small_corpus.files.items() if f["expect"] == "skip"}
+    assert report["totals"]["valid_records"] == small_corpus.expected_records()
+    assert set(report["by_format"]) >= {"json", "jsonl", "markdown", "text", "csv"}
+    assert not database.exists()
+    assert "[invalid file]" in done.stdout
+
+
+def test_a_failed_run_still_leaves_a_report_of_where_it_stopped(tmp_path, sqlite_url):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("hello")
+    backup = tmp_path / "b"
+    backup.mkdir()
+    (backup / ".staging").write_text("a file where the staging folder must go")  # parsing cannot stage its batches
+    done = run_cli("migrate", "--source", str(source), "--backup", str(backup), home=dagster_home(tmp_path), url=sqlite_url)
+    assert done.returncode == 1
+    report = json.loads((backup / "migration_report.json").read_text())
+    assert report["status"] == "failed" and report["stages"]["legacy_files"]["files"] == 1

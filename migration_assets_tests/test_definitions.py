@@ -26,3 +26,26 @@ def test_every_asset_has_a_description_and_the_migration_group():
 def test_migrate_job_selects_the_whole_lineage():
     job = defs.resolve_job_def("migrate")
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} >= set(LINEAGE)
+
+
+def test_integrity_checks_are_declared_on_the_assets_they_guard():
+    graph = defs.resolve_asset_graph()
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks == {
+        ("content_items", "reconciliation"),
+        ("content_items", "duplicate_content"),
+        ("content_items", "tracking_drift"),
+        ("embeddings", "relationships"),
+        ("embeddings", "embeddings"),
+    }
+    specs = {spec.name: spec for spec in graph.get(dg.AssetKey("content_items")).assets_def.check_specs}
+    assert specs["reconciliation"].blocking and specs["reconciliation"].description
+
+
+def test_record_assets_show_their_pandera_schema():
+    graph = defs.resolve_asset_graph()
+    for name, schema_name in (("parsed_records", "ParsedRecordBatches"), ("validated_records", "ValidatedRecordBatches")):
+        node = graph.get(dg.AssetKey(name))
+        columns = {c.name for c in node.metadata["dagster/column_schema"].columns}
+        assert {"legacy_id", "title", "content", "url", "created_at", "tags"} <= columns
+        assert node.assets_def.op.outs["result"].dagster_type.display_name == schema_name

@@ -7,6 +7,7 @@ import dagster as dg
 
 from migration_assets import service
 from migration_assets.assets.metadata import counts_metadata, progress, table_preview, timed_stage
+from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, ParsedRecordBatches, ValidatedRecordBatches
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
 from migration_assets.resources import MigrationResource, TargetDatabase
@@ -40,7 +41,12 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"python"})
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "pandera"},
+    dagster_type=ParsedRecordBatches,
+    metadata={"dagster/column_schema": PARSED_TABLE_SCHEMA},
+)
 def parsed_records(
     context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, legacy_files: FileInventory
 ) -> dg.Output[StagedBatches]:
@@ -63,7 +69,12 @@ def parsed_records(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandera"})
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandera"},
+    dagster_type=ValidatedRecordBatches,
+    metadata={"dagster/column_schema": VALIDATED_TABLE_SCHEMA},
+)
 def validated_records(
     context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, parsed_records: StagedBatches
 ) -> dg.Output[ValidatedRecords]:

@@ -4,7 +4,7 @@ import dataclasses
 
 import dagster as dg
 
-from migration_assets import service
+from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, progress, timed_stage
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
@@ -16,7 +16,7 @@ from migration_assets.store.runs import finish_run
 GROUP = "migration"
 
 
-@dg.asset(group_name=GROUP, kinds={"sql"})
+@dg.asset(group_name=GROUP, kinds={"sql"}, check_specs=[checks.RECONCILIATION, checks.DUPLICATE_CONTENT, checks.TRACKING_DRIFT])
 def content_items(
     context: dg.AssetExecutionContext,
     migration: MigrationResource,
@@ -26,17 +26,28 @@ def content_items(
 ) -> dg.MaterializeResult:
     """The ``content_items`` table: valid records inserted or updated in place (never duplicated),
     with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
+    engine = target.engine()
     with timed_stage(target, context.run_id, "content_items") as figures:
         counts = service.load_stage(
-            target.engine(), context.run_id, migration.settings(), legacy_files, validated_records, on_batch=progress(context, "loaded")
+            engine, context.run_id, migration.settings(), legacy_files, validated_records, on_batch=progress(context, "loaded")
         )
         figures.update(counts.as_dict())
+    parsed = validated_records.parsed.counts
+    results = [
+        integrity.check_reconciliation(
+            engine, context.run_id, files_discovered=len(legacy_files.files), records_parsed=parsed["records"] + parsed["parse_rejected"]
+        ),
+        integrity.check_duplicate_content(engine, context.run_id),
+        integrity.check_drift(engine, legacy_files.root),
+    ]
+    integrity.record_results(engine, context.run_id, results)
     return dg.MaterializeResult(
         metadata={
             **counts_metadata(counts.as_dict()),
             "files": dg.MetadataValue.json(dict(counts.files)),
             "target": dg.MetadataValue.text(target.display_url()),
-        }
+        },
+        check_results=[checks.as_check_result(r) for r in results],
     )
 
 
@@ -50,15 +61,19 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
     return dg.MaterializeResult(metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items})
 
 
-@dg.asset(group_name=GROUP, kinds={"numpy", "sql"}, deps=[knowledge_items])
+@dg.asset(group_name=GROUP, kinds={"numpy", "sql"}, deps=[knowledge_items], check_specs=[checks.RELATIONSHIPS, checks.EMBEDDINGS])
 def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
     """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
     provider = embedding_model.load()
+    engine = target.engine()
     with timed_stage(target, context.run_id, "embeddings") as figures:
-        counts = service.embedding_stage(target.engine(), context.run_id, provider)
+        counts = service.embedding_stage(engine, context.run_id, provider)
         figures.update(dataclasses.asdict(counts))
+    results = [integrity.check_relationships(engine), integrity.check_embeddings(engine, context.run_id, dimension=provider.dimension)]
+    integrity.record_results(engine, context.run_id, results)
     return dg.MaterializeResult(
-        metadata={"embedded": counts.embedded, "replaced": counts.replaced, "model": provider.name, "dimension": provider.dimension}
+        metadata={"embedded": counts.embedded, "replaced": counts.replaced, "model": provider.name, "dimension": provider.dimension},
+        check_results=[checks.as_check_result(r) for r in results],
     )
 
 

@@ -20,12 +20,13 @@ from migration_assets.records import LegacyRecord, RecordRejection, clean_text, 
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert
-from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RejectedRecord, table_of
+from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RecordWarning, RejectedRecord, table_of
 
 CONTENT = table_of(ContentItem)
 MAPPINGS = table_of(LegacyMapping)
 ITEMS = table_of(MigrationItem)
 REJECTED = table_of(RejectedRecord)
+WARNINGS = table_of(RecordWarning)
 _IN_CHUNK = 500
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED}
 
@@ -63,7 +64,8 @@ class FileLoad:
 
     source: SourceFile
     parsed: ParsedFile
-    invalid: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons
+    invalid: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons (blocking)
+    warnings: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons (loaded anyway)
 
 
 def file_status(source: SourceFile) -> str:
@@ -97,23 +99,34 @@ def record_ineligible_files(conn: Connection, run_id: str, sources: Iterable[Sou
     return Counter(row["status"] for row in rows)
 
 
-def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
-    """``legacy_id → (id, source_path, record_hash)`` for the ids already in the target."""
-    found: dict[str, tuple[int, str, str]] = {}
+@dataclass(frozen=True)
+class ExistingItem:
+    id: int
+    source_root: str
+    source_path: str
+    record_hash: str
+
+
+def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, ExistingItem]:
+    """The content items already in the target for these legacy ids."""
+    found: dict[str, ExistingItem] = {}
+    columns = (CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_root, CONTENT.c.source_path, CONTENT.c.record_hash)
     for start in range(0, len(legacy_ids), _IN_CHUNK):
         chunk = legacy_ids[start : start + _IN_CHUNK]
-        query = select(CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_path, CONTENT.c.record_hash).where(CONTENT.c.legacy_id.in_(chunk))
-        for legacy_id, item_id, path, record_hash in conn.execute(query):
-            found[legacy_id] = (item_id, path, record_hash)
+        for legacy_id, *rest in conn.execute(select(*columns).where(CONTENT.c.legacy_id.in_(chunk))):
+            found[legacy_id] = ExistingItem(*rest)
     return found
 
 
-def _content_row(record: LegacyRecord, source: SourceFile, run_id: str, now: dt.datetime, preserve_timestamps: bool) -> dict[str, Any]:
+def _content_row(
+    record: LegacyRecord, source: SourceFile, source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
+) -> dict[str, Any]:
     created = parse_iso(record.created_at) if preserve_timestamps else None
     if created is None and preserve_timestamps and source.mtime:
         created = dt.datetime.fromtimestamp(source.mtime, tz=dt.UTC)
     return {
         "legacy_id": record.legacy_id,
+        "source_root": source_root,
         "source_path": record.source_path,
         "source_format": record.source_format,
         "title": record.title,
@@ -151,7 +164,7 @@ def database_refusal(exc: DBAPIError) -> str:
 
 
 def write_isolating_failures(
-    conn: Connection, write: Callable[[Connection, Sequence[dict[str, Any]]], None], rows: Sequence[dict[str, Any]]
+    conn: Connection, write: Callable[[Connection, Sequence[dict[str, Any]]], object], rows: Sequence[dict[str, Any]]
 ) -> dict[int, str]:
     """Write ``rows`` in one go; if the database refuses the batch, write them one by one so
     that only the rows it refuses fail. Returns ``{row position: reason}`` for those.
@@ -176,7 +189,9 @@ def write_isolating_failures(
     return refused
 
 
-def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, preserve_timestamps: bool, dry_run: bool = False) -> LoadCounts:
+def write_batch(
+    conn: Connection, run_id: str, files: Sequence[FileLoad], *, source_root: str, preserve_timestamps: bool, dry_run: bool = False
+) -> LoadCounts:
     """Write one batch of parsed, validated files; the caller owns the transaction.
 
     With ``dry_run`` nothing is written and the counts say what would have happened.
@@ -214,24 +229,30 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
                     "validate",
                 )
 
+    warnings = [
+        {"run_id": run_id, "source_path": load.source.rel_path, "record_index": index, "legacy_id": None, "reason": "; ".join(reasons)}
+        for load in files
+        for index, reasons in load.warnings.items()
+    ]
     for load, record in valid:
         tally = per_file[record.source_path]
         known = existing.get(record.legacy_id)
         if known is None:
-            row = _content_row(record, load.source, run_id, now, preserve_timestamps)
+            row = _content_row(record, load.source, source_root, run_id, now, preserve_timestamps)
             row["migrated_at"] = now
             new_rows.append(row)
             new_records.append(record)
-            existing[record.legacy_id] = (-1, record.source_path, record.record_hash)
+            existing[record.legacy_id] = ExistingItem(-1, source_root, record.source_path, record.record_hash)
             tally["inserted"] += 1
-        elif known[1] != record.source_path:
-            conflict = f"legacy_id {record.legacy_id!r} is already migrated from {known[1]!r}"
+        elif (known.source_root, known.source_path) != (source_root, record.source_path):
+            where = known.source_path if known.source_root == source_root else f"{known.source_root}/{known.source_path}"
+            conflict = f"legacy_id {record.legacy_id!r} is already migrated from {where!r}"
             reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), "load")
-        elif known[2] == record.record_hash:
+        elif known.record_hash == record.record_hash:
             tally["unchanged"] += 1
         else:
-            row = _content_row(record, load.source, run_id, now, preserve_timestamps)
-            row["_id"] = known[0]
+            row = _content_row(record, load.source, source_root, run_id, now, preserve_timestamps)
+            row["_id"] = known.id
             changed_rows.append(row)
             changed_records.append(record)
             tally["updated"] += 1
@@ -248,7 +269,7 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
             mappings = [
                 {
                     "legacy_id": row["legacy_id"],
-                    "content_item_id": ids[row["legacy_id"]][0],
+                    "content_item_id": ids[row["legacy_id"]].id,
                     "source_path": row["source_path"],
                     "run_id": run_id,
                     "created_at": now,
@@ -268,6 +289,8 @@ def write_batch(conn: Connection, run_id: str, files: Sequence[FileLoad], *, pre
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
         if rejections:
             bulk_insert(conn, REJECTED, rejections)
+        if warnings:
+            bulk_insert(conn, WARNINGS, warnings)
 
     item_rows = []
     for load in files:

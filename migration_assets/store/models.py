@@ -70,7 +70,8 @@ class ContentItem(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     legacy_id: Mapped[str] = mapped_column(String(512), unique=True)
-    source_path: Mapped[str] = mapped_column(Text, index=True)
+    source_root: Mapped[str] = mapped_column(Text, server_default="")  # the source directory it came from
+    source_path: Mapped[str] = mapped_column(Text, index=True)  # relative to source_root
     source_format: Mapped[str] = mapped_column(String(20))
     title: Mapped[str | None] = mapped_column(Text)
     content: Mapped[str | None] = mapped_column(Text)
@@ -166,6 +167,19 @@ class RejectedRecord(Base):
     stage: Mapped[str] = mapped_column(String(20))  # parse | validate | load
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordWarning(Base):
+    """A validation failure that did not block its record (``validate_data`` off): loaded, but noted."""
+
+    __tablename__ = "record_warnings"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("migration_runs.id", ondelete="CASCADE"), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    record_index: Mapped[int] = mapped_column(Integer)
+    legacy_id: Mapped[str | None] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class DataIntegrityCheck(Base):
