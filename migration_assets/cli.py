@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig, database_url_from_env
+from migration_assets.store.database import redact_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +26,8 @@ def cli() -> None:
 @click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
 @click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--incremental", is_flag=True, help="Only new, changed and drifted files (unchanged ones are not even read).")
+@click.option("--prune-removed", is_flag=True, help="Delete the records of files no longer in this source.")
 @click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
 @click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
 @click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1))
@@ -34,6 +38,8 @@ def migrate(
     source: str,
     backup: str,
     batch_size: int,
+    incremental: bool,
+    prune_removed: bool,
     no_validate: bool,
     parallel: bool,
     max_workers: int,
@@ -49,13 +55,22 @@ def migrate(
         source_directory=str(Path(source).resolve()),
         backup_directory=str(Path(backup).resolve()),
         batch_size=batch_size,
+        incremental=incremental,
+        prune_removed=prune_removed,
         validate_data=not no_validate,
         max_file_size=max_file_size,
         parallel_processing=parallel,
         max_workers=max_workers,
     )
     url = database_url or database_url_from_env()
-    outcome = run_migration(config, url, log_level="INFO" if verbose else "WARNING")
+    try:
+        outcome = run_migration(config, url, log_level="INFO" if verbose else "WARNING")
+    except SQLAlchemyError as exc:
+        click.echo(f"Migration failed: the target database {redact_url(url)} cannot be used: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(1)
+    if outcome is None:
+        click.echo(f"Nothing to migrate: no new, changed or drifted files under {config.source_path}.")
+        return
     if not outcome.success:
         click.echo(f"Migration run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)
@@ -90,6 +105,43 @@ def validate(source: str, output: str, batch_size: int, max_file_size: int, verb
             click.echo(f"  [invalid record] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}")
         for f in report["skipped_files"]:
             click.echo(f"  [skipped] {f['path']}: {f['reason']}")
+
+
+@cli.command("check-incremental")
+@click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+@click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
+@click.option("--verbose", "-v", is_flag=True, help="List the files of each kind.")
+def check_incremental(source: str, database_url: str | None, max_file_size: int, verbose: bool) -> None:
+    """Print what an incremental migration would do — new, changed, drifted, removed and unchanged
+    files — without writing anything."""
+    from migration_assets.store.database import readonly_engine
+    from migration_assets.waves import plan_incremental
+
+    source_dir = str(Path(source).resolve())
+    config = MigrationConfig(source_directory=source_dir, backup_directory=source_dir, max_file_size=max_file_size)
+    url = database_url or database_url_from_env()
+    engine = readonly_engine(url)
+    try:
+        plan = plan_incremental(engine, config)
+    except SQLAlchemyError as exc:
+        click.echo(f"The target database {redact_url(url)} cannot be read: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    counts = plan.counts()
+    click.echo(
+        f"{source_dir}: {counts['new']} new, {counts['changed']} changed, {counts['drifted']} drifted (rows lost in the target), "
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged, {counts['pending']} in waves not yet migrated"
+    )
+    if verbose:
+        for label, files in (("new", plan.new), ("changed", plan.changed), ("drifted", plan.drifted), ("pending", plan.pending)):
+            for f in files:
+                click.echo(f"  [{label}] {f.rel_path}")
+        for path in plan.removed:
+            click.echo(f"  [removed] {path}")
+        for f in plan.unchanged:
+            click.echo(f"  [unchanged] {f.rel_path}")
 
 
 def _short_summary(report_path: Path) -> str:

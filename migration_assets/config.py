@@ -45,6 +45,8 @@ class MigrationConfig(BaseModel):
     skip_large_files: bool = Field(default=True, description="Skip files over max_file_size; when off they are processed anyway.")
     parallel_processing: bool = Field(default=False, description="Parse batches in a process pool.")
     max_workers: int = Field(default=4, ge=1, description="Process pool size when parallel_processing is on.")
+    wave_max_files: int = Field(default=10_000, ge=1, description="Most files in one wave (partition) planned by the sensor or schedule.")
+    prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source (that source only).")
     knowledge_min_chars: int = Field(default=500, ge=1, description="Content at least this long becomes knowledge items.")
     chunk_chars: int = Field(default=1200, ge=200, description="Target size of a knowledge chunk, in characters.")
 

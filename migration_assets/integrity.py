@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, inspect, select
 
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import (
@@ -92,7 +92,7 @@ def check_reconciliation(engine: Engine, run_id: str, *, files_discovered: int, 
             .limit(EXAMPLES)
         ).all()
     found, loaded_total, rejected = (int(v) for v in sums)
-    files_tracked = sum(by_status.values())
+    files_tracked = sum(n for status, n in by_status.items() if status != "removed")  # removed files are not in the source
     problems = []
     if files_tracked != files_discovered:
         problems.append(f"{files_discovered} files discovered but {files_tracked} accounted for")
@@ -106,7 +106,7 @@ def check_reconciliation(engine: Engine, run_id: str, *, files_discovered: int, 
         problems.append(f"{len(missing)} files have fewer rows in content_items than they loaded")
     details = {
         "files_discovered": files_discovered,
-        "files": {status: by_status.get(status, 0) for status in ("migrated", "skipped", "rejected")},
+        "files": {status: by_status.get(status, 0) for status in ("migrated", "skipped", "rejected", "removed")},
         "records_parsed": records_parsed,
         "records_loaded": loaded_total,
         "records_rejected": rejected,
@@ -226,6 +226,8 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
 def drifted_files(engine: Engine, source_root: str) -> list[dict[str, Any]]:
     """Files whose latest migration loaded more records than ``content_items`` now holds for
     them (rows deleted by hand, say): they must be migrated again, never counted unchanged."""
+    if not inspect(engine).has_table(ITEMS.name):
+        return []
     latest = (
         select(func.max(ITEMS.c.id).label("id"))
         .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))

@@ -16,6 +16,8 @@ class FileInventory:
 
     root: str
     files: list[SourceFile] = field(default_factory=list)
+    unchanged_count: int = 0  # incremental: files left out because nothing changed
+    removed: list[str] = field(default_factory=list)  # tracked files no longer in the source
 
     @property
     def eligible(self) -> list[SourceFile]:

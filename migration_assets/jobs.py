@@ -1,8 +1,8 @@
 """Jobs over the migration assets."""
 
-from __future__ import annotations
-
 import dagster as dg
+
+from migration_assets.partitions import waves_partitions
 
 MIGRATION_GROUP = "migration"
 
@@ -11,4 +11,5 @@ migrate_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(MIGRATION_GROUP),
     description="Migrate the source directory into the target: every asset from legacy_files to migration_report.",
     executor_def=dg.in_process_executor,
+    partitions_def=waves_partitions,
 )

@@ -13,7 +13,17 @@ from sqlalchemy import Engine, func, select
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.integrity import results_of_run
 from migration_assets.inventory import FileInventory
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, MigrationItem, MigrationRun, RecordWarning, RejectedRecord, table_of
+from migration_assets.store.models import (
+    ContentItem,
+    Embedding,
+    KnowledgeItem,
+    MigrationItem,
+    MigrationRun,
+    MigrationWave,
+    RecordWarning,
+    RejectedRecord,
+    table_of,
+)
 
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
@@ -33,6 +43,8 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
             .mappings()
             .all()
         )
+        keys = [k for k in (run["partition_key"] or "").split(",") if k]
+        waves = conn.execute(select(table_of(MigrationWave)).where(table_of(MigrationWave).c.partition_key.in_(keys))).mappings().all()
         warning_rows = conn.execute(
             select(table_of(RecordWarning)).where(table_of(RecordWarning).c.run_id == run_id).order_by(table_of(RecordWarning).c.id)
         ).mappings()
@@ -70,8 +82,9 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "finished_at": finished.isoformat() if finished else None,
         "config": run["config"],
         "totals": {
-            "files": len(files),
+            "files": len(files) - status_counts.get("removed", 0),
             **{status: status_counts.get(status, 0) for status in FILE_STATUSES},
+            "removed": status_counts.get("removed", 0),
             "records": records,
         },
         "in_target": in_target,
@@ -79,6 +92,12 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "errors_by_stage": dict(errors_by_stage),
         "stages": run["stats"],
         "throughput": throughput,
+        "wave": {
+            "partition_keys": keys,
+            "mode": sorted({w["mode"] for w in waves}),
+            "unchanged_files_not_in_wave": sum(w["unchanged_count"] for w in waves),
+            "removed_files": sorted({path for w in waves for path in w["removed"]}),
+        },
         "integrity": results_of_run(engine, run_id),
         "validation_warnings": warnings,
         "files": [
@@ -108,6 +127,8 @@ def render_summary(report: dict[str, Any]) -> str:
         f"Source: {report['source_directory']}",
         f"Started {report['started_at']}, finished {report['finished_at']}",
         "",
+        f"Wave {', '.join(report['wave']['partition_keys'])} ({', '.join(report['wave']['mode'])}): "
+        f"{report['wave']['unchanged_files_not_in_wave']} unchanged files left out, {len(report['wave']['removed_files'])} removed from the source",
         f"Files: {totals['files']} discovered = {totals['migrated']} migrated + {totals['skipped']} skipped + {totals['rejected']} rejected",
         f"Records: {records['found']} found = {records['inserted']} inserted + {records['updated']} updated"
         f" + {records['unchanged']} unchanged + {records['rejected']} rejected",

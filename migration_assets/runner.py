@@ -13,9 +13,11 @@ import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig
+from migration_assets.partitions import WAVES
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
 from migration_assets.store.database import get_engine
 from migration_assets.store.runs import mark_failed
+from migration_assets.waves import plan_waves
 
 
 @dataclass
@@ -48,11 +50,31 @@ def run_migration(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
     tags: dict[str, str] | None = None,
+) -> LaunchResult | None:
+    """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
+    and drifted ones) and materialize it into ``database_url``. Returns None when an
+    incremental plan finds nothing to do; never raises for a failed run, returns it."""
+    waves = plan_waves(get_engine(database_url), config)
+    if not waves:
+        return None
+    return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags)
+
+
+def run_wave(
+    config: MigrationConfig,
+    database_url: str,
+    partition_key: str,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+    tags: dict[str, str] | None = None,
 ) -> LaunchResult:
-    """Materialize every migration asset for ``config`` into ``database_url``; never raises for
-    a failed run, returns it."""
+    """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
     from migration_assets.definitions import defs
 
+    instance = instance or default_instance()
+    if not instance.has_dynamic_partition(WAVES, partition_key):
+        instance.add_dynamic_partitions(WAVES, [partition_key])
     job = defs.resolve_job_def("migrate")
     run_config = {
         "resources": {
@@ -61,7 +83,7 @@ def run_migration(
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }
-    result = job.execute_in_process(run_config=run_config, instance=instance or default_instance(), raise_on_error=False, tags=tags)
+    result = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags)
     error = None
     if not result.success:
         failures = [event for event in result.all_events if event.is_step_failure]

@@ -21,8 +21,14 @@ from migration_assets.store import derived, loader
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
+from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
+    "ensure_waves",
+    "finish_waves",
+    "plan_incremental",
+    "plan_waves",
+    "wave_inventory",
     "check_supported",
     "embedding_stage",
     "knowledge_stage",
@@ -42,7 +48,7 @@ class NotAvailableYet(ValueError):
 
 def check_supported(config: MigrationConfig) -> None:
     """Refuse options that would otherwise be silently ignored."""
-    for option in ("dry_run", "incremental"):
+    for option in ("dry_run",):
         if getattr(config, option):
             raise NotAvailableYet(f"{option}=true is not available yet in this version; run without it")
 
@@ -61,6 +67,8 @@ def load_stage(
         serialise_writes(conn, "content")
         skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
         counts.files.update(skipped)
+        if config.prune_removed and inventory.removed:
+            counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed)
     total = len(validated.parsed)
     for n, files in enumerate(validated.batches(), start=1):
         with engine.begin() as conn:

@@ -8,22 +8,32 @@ import pytest
 from sqlalchemy import func, select, text
 
 from migration_assets.assets import ingest, target
+from migration_assets.partitions import WAVES
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.database import get_engine
 from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, LegacyMapping, MigrationItem, MigrationRun
+from migration_assets.waves import plan_waves
 
 ASSETS = dg.load_assets_from_modules([ingest, target])
 EXPECTED_STATUS = {"valid": "migrated", "invalid": "rejected", "skip": "skipped"}
 
 
-def materialize(source: Path, backup: Path, url: str, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:
-    resources = {
-        "migration": MigrationResource(source_directory=str(source), backup_directory=str(backup), **config),
-        "target": TargetDatabase(url=url),
-        "embedding_model": EmbeddingModel(),
-    }
-    return dg.materialize(ASSETS, resources=resources, instance=instance)
+def materialize(
+    source: Path, backup: Path, url: str, instance: dg.DagsterInstance, *, key: str | None = None, **config
+) -> dg.ExecuteInProcessResult | None:
+    """Plan a wave of ``source`` (as the CLI does) and materialize every asset for it; None when
+    an incremental plan finds nothing to do. With ``key``, materialize that partition instead."""
+    migration = MigrationResource(source_directory=str(source), backup_directory=str(backup), **config)
+    if key is None:
+        waves = plan_waves(get_engine(url), migration.settings())
+        if not waves:
+            return None
+        key = waves[0].partition_key
+    if not instance.has_dynamic_partition(WAVES, key):
+        instance.add_dynamic_partitions(WAVES, [key])
+    resources = {"migration": migration, "target": TargetDatabase(url=url), "embedding_model": EmbeddingModel()}
+    return dg.materialize(ASSETS, resources=resources, instance=instance, partition_key=key, raise_on_error=False)
 
 
 def content_snapshot(url: str) -> list[tuple]:
@@ -181,7 +191,8 @@ def test_options_that_have_not_landed_are_refused_not_ignored(tmp_path, target_u
         "target": TargetDatabase(url=target_url),
         "embedding_model": EmbeddingModel(),
     }
-    result = dg.materialize(ASSETS, resources=resources, instance=instance, raise_on_error=False)
+    instance.add_dynamic_partitions(WAVES, ["dry"])
+    result = dg.materialize(ASSETS, resources=resources, instance=instance, partition_key="dry", raise_on_error=False)
     assert not result.success
     with get_engine(target_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 0

@@ -10,6 +10,7 @@ from migration_assets.assets.metadata import counts_metadata, progress, table_pr
 from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, ParsedRecordBatches, ValidatedRecordBatches
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
+from migration_assets.partitions import waves_partitions
 from migration_assets.resources import MigrationResource, TargetDatabase
 from migration_assets.staging import StagedBatches, read_batch
 from migration_assets.store.runs import start_run, update_stats
@@ -17,16 +18,18 @@ from migration_assets.store.runs import start_run, update_stats
 GROUP = "migration"
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "file"})
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"python", "file"})
 def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.Output[FileInventory]:
-    """Every file under the source directory: path, format, size, mtime, sha256, and whether it
-    is eligible, too large, unsupported or unreadable."""
+    """The files of this wave (partition): path, format, size, mtime, sha256, and whether each is
+    eligible, too large, unsupported, unreadable or gone. A wave's files are fixed when it is
+    planned (by the sensor, the schedule or the CLI; a partition added by hand is planned here)."""
     config = migration.settings()
     service.check_supported(config)
     started = time.perf_counter()
-    inventory = service.take_inventory(config)
     engine = target.engine()
-    start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=None)
+    waves = service.ensure_waves(engine, config, context.partition_keys)
+    inventory = service.wave_inventory(config, engine, waves)
+    start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
     update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
     rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files]
     return dg.Output(
@@ -36,6 +39,9 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             "bytes": dg.MetadataValue.int(inventory.total_bytes()),
             "formats": dg.MetadataValue.json(inventory.formats()),
             "source_directory": dg.MetadataValue.path(inventory.root),
+            "wave_mode": dg.MetadataValue.text(",".join(sorted({w.mode for w in waves}))),
+            "unchanged_files_not_in_wave": dg.MetadataValue.int(inventory.unchanged_count),
+            "removed_files": dg.MetadataValue.int(len(inventory.removed)),
             "preview": table_preview(rows, ["rel_path", "format", "size", "status", "reason"]),
         },
     )
@@ -43,6 +49,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=waves_partitions,
     kinds={"python", "pandera"},
     dagster_type=ParsedRecordBatches,
     metadata={"dagster/column_schema": PARSED_TABLE_SCHEMA},
@@ -71,6 +78,7 @@ def parsed_records(
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=waves_partitions,
     kinds={"pandera"},
     dagster_type=ValidatedRecordBatches,
     metadata={"dagster/column_schema": VALIDATED_TABLE_SCHEMA},

@@ -8,6 +8,7 @@ from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, progress, timed_stage
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
+from migration_assets.partitions import waves_partitions
 from migration_assets.reports import build_report, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import clean_run_staging
@@ -16,7 +17,12 @@ from migration_assets.store.runs import finish_run
 GROUP = "migration"
 
 
-@dg.asset(group_name=GROUP, kinds={"sql"}, check_specs=[checks.RECONCILIATION, checks.DUPLICATE_CONTENT, checks.TRACKING_DRIFT])
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=waves_partitions,
+    kinds={"sql"},
+    check_specs=[checks.RECONCILIATION, checks.DUPLICATE_CONTENT, checks.TRACKING_DRIFT],
+)
 def content_items(
     context: dg.AssetExecutionContext,
     migration: MigrationResource,
@@ -51,7 +57,7 @@ def content_items(
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"sql"}, deps=[content_items])
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=[content_items])
 def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
     (content changed, or missing after a crash) are rebuilt."""
@@ -61,7 +67,13 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
     return dg.MaterializeResult(metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items})
 
 
-@dg.asset(group_name=GROUP, kinds={"numpy", "sql"}, deps=[knowledge_items], check_specs=[checks.RELATIONSHIPS, checks.EMBEDDINGS])
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=waves_partitions,
+    kinds={"numpy", "sql"},
+    deps=[knowledge_items],
+    check_specs=[checks.RELATIONSHIPS, checks.EMBEDDINGS],
+)
 def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
     """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
     provider = embedding_model.load()
@@ -77,13 +89,14 @@ def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedd
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"json"}, deps=[embeddings])
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"json"}, deps=[embeddings])
 def migration_report(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """``migration_report.json`` and ``migration_summary.txt`` in the backup directory: every file
     discovered, with its status (migrated / skipped / rejected), reason and record counts."""
     config = migration.settings()
     engine = target.engine()
     finish_run(engine, context.run_id, "completed")
+    service.finish_waves(engine, context.partition_keys, context.run_id, "completed")
     report = build_report(engine, context.run_id)
     report_path, summary_path = write_report(report, config.backup_path)
     clean_run_staging(config.backup_path, context.run_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class FileStatus(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     UNREADABLE = "unreadable"
     NOT_FOLLOWED = "not_followed"
+    MISSING = "missing"
 
 
 @dataclass(frozen=True)  # no slots: slotted dataclasses pickle several times slower
@@ -103,26 +104,52 @@ def _walk(root: Path) -> Iterator[tuple[Path, FileStatus, str | None]]:
         stack.extend(reversed(subfolders))
 
 
-def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True) -> Iterator[SourceFile]:
+Fingerprints = Mapping[str, tuple[int, float, str | None]]
+"""Known ``rel_path → (size, mtime, sha256)``: a file whose size and mtime match is not read again."""
+
+
+def describe_file(root: Path, path: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None) -> SourceFile:
+    """One regular file under ``root``: its fingerprint and whether it is eligible."""
+    rel = path.relative_to(root).as_posix()
+    fmt = format_of(path.name)
+    try:
+        stat = path.stat()
+        if fmt not in FORMATS.values():
+            return SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.UNSUPPORTED, f"unsupported format '{fmt}'")
+        if stat.st_size > max_file_size and skip_large_files:
+            reason = f"{stat.st_size} bytes is over max_file_size ({max_file_size})"
+            return SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.TOO_LARGE, reason)
+        previous = known.get(rel) if known else None
+        if previous and previous[0] == stat.st_size and previous[1] == stat.st_mtime and previous[2]:
+            digest = previous[2]  # unchanged size and mtime: trust the fingerprint, do not read
+        else:
+            digest = file_sha256(path)
+    except OSError as exc:
+        return SourceFile(rel, fmt, 0, 0.0, None, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}")
+    return SourceFile(rel, fmt, stat.st_size, stat.st_mtime, digest, FileStatus.ELIGIBLE)
+
+
+def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None) -> Iterator[SourceFile]:
     """Every file under ``root``, fingerprinted, with its eligibility and the reason if not."""
     root = root.resolve()
     for path, status, problem in _walk(root):
-        rel = path.relative_to(root).as_posix()
-        fmt = format_of(path.name)
         if status is not FileStatus.ELIGIBLE:
-            yield SourceFile(rel, fmt, 0, 0.0, None, status, problem)
+            yield SourceFile(path.relative_to(root).as_posix(), format_of(path.name), 0, 0.0, None, status, problem)
             continue
-        try:
-            stat = path.stat()
-            if fmt not in FORMATS.values():
-                yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.UNSUPPORTED, f"unsupported format '{fmt}'")
-                continue
-            if stat.st_size > max_file_size and skip_large_files:
-                reason = f"{stat.st_size} bytes is over max_file_size ({max_file_size})"
-                yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, None, FileStatus.TOO_LARGE, reason)
-                continue
-            digest = file_sha256(path)
-        except OSError as exc:
-            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}")
-            continue
-        yield SourceFile(rel, fmt, stat.st_size, stat.st_mtime, digest, FileStatus.ELIGIBLE)
+        yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known)
+
+
+def scan_paths(
+    root: Path, rel_paths: Iterable[str], *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None
+) -> Iterator[SourceFile]:
+    """The given files under ``root`` as they are now (a file that is gone is reported missing)."""
+    root = root.resolve()
+    for rel in rel_paths:
+        path = root / rel
+        fmt = format_of(path.name)
+        if not path.is_file():
+            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.MISSING, "no longer in the source directory")
+        elif not path.resolve().is_relative_to(root):
+            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory")
+        else:
+            yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known)

@@ -61,6 +61,14 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def readonly_engine(url: str) -> Engine:
+    """An engine that does not create or upgrade the schema (for commands that write nothing)."""
+    engine = create_engine(normalise_url(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 def dispose_engine(url: str) -> None:
     """Close the pooled connections of ``url``'s engine and forget it."""
     engine = _ENGINES.pop(normalise_url(url), None)

@@ -28,7 +28,7 @@ ITEMS = table_of(MigrationItem)
 REJECTED = table_of(RejectedRecord)
 WARNINGS = table_of(RecordWarning)
 _IN_CHUNK = 500
-SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED}
+SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED, FileStatus.MISSING}
 
 
 @dataclass
@@ -39,6 +39,7 @@ class LoadCounts:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    pruned: int = 0
     files: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: LoadCounts) -> None:
@@ -54,6 +55,7 @@ class LoadCounts:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "pruned": self.pruned,
             "files": dict(self.files),
         }
 
@@ -105,6 +107,21 @@ class ExistingItem:
     source_root: str
     source_path: str
     record_hash: str
+
+
+def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str]) -> int:
+    """Delete the records of files that left ``source_root`` (only that source's) and track each
+    such file as ``removed``; returns the number of content items deleted."""
+    pruned = 0
+    rows = []
+    for path in paths:
+        result = conn.execute(CONTENT.delete().where(CONTENT.c.source_root == source_root, CONTENT.c.source_path == path))
+        gone = result.rowcount or 0
+        pruned += gone
+        source = SourceFile(path, "", 0, 0.0, None, FileStatus.MISSING, None)
+        rows.append(_item_row(run_id, source, "removed", f"no longer in the source directory; {gone} records pruned"))
+    bulk_insert(conn, ITEMS, rows)
+    return pruned
 
 
 def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, ExistingItem]:

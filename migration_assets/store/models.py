@@ -182,6 +182,28 @@ class RecordWarning(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class MigrationWave(Base):
+    """A partition of the migration: source files discovered together, migrated by one run.
+
+    Its file list is fixed when it is planned, so re-materializing the partition processes
+    the same files again (idempotently) and new files always go to new waves.
+    """
+
+    __tablename__ = "migration_waves"
+
+    partition_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source_root: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(20))  # full | incremental
+    status: Mapped[str] = mapped_column(String(20))  # planned | completed | failed
+    files: Mapped[list[str]] = mapped_column(default=list)
+    file_count: Mapped[int] = mapped_column(Integer)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    removed: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+
+
 class DataIntegrityCheck(Base):
     """The result of one integrity check for one run."""
 

@@ -1,0 +1,212 @@
+"""Incremental planning: which files are new, changed, drifted, unchanged or removed, and the
+waves (partitions) that carry new work.
+
+A wave is a bounded set of source files discovered together; its file list is fixed when it
+is planned, so a partition re-materialized or retried processes exactly its own files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, func, inspect, select, update
+
+from migration_assets.config import MigrationConfig
+from migration_assets.integrity import drifted_files
+from migration_assets.inventory import FileInventory, SourceDirectoryError
+from migration_assets.sources.discovery import Fingerprints, SourceFile, scan_paths, scan_source
+from migration_assets.store.models import MigrationItem, MigrationRun, MigrationWave, table_of, utcnow
+
+ITEMS = table_of(MigrationItem)
+RUNS = table_of(MigrationRun)
+WAVES = table_of(MigrationWave)
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    """A file's latest fingerprint and outcome, from the tracking tables."""
+
+    path: str
+    size: int
+    mtime: float
+    sha256: str | None
+    status: str
+    run_id: str
+
+
+def tracked_files(engine: Engine, source_root: str) -> dict[str, TrackedFile]:
+    """The latest tracked state of every file of ``source_root`` (dry and rolled-back runs ignored)."""
+    if not inspect(engine).has_table(ITEMS.name):
+        return {}  # a target nothing was migrated to yet
+    latest = (
+        select(func.max(ITEMS.c.id).label("id"))
+        .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))
+        .where(RUNS.c.source_directory == source_root, RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
+        .group_by(ITEMS.c.source_path)
+        .subquery()
+    )
+    columns = (ITEMS.c.source_path, ITEMS.c.size, ITEMS.c.mtime, ITEMS.c.sha256, ITEMS.c.status, ITEMS.c.run_id)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).join(latest, latest.c.id == ITEMS.c.id)).all()
+    return {row.source_path: TrackedFile(*row) for row in rows if row.status != "removed"}
+
+
+def fingerprints(tracked: dict[str, TrackedFile]) -> Fingerprints:
+    return {path: (t.size, t.mtime, t.sha256) for path, t in tracked.items()}
+
+
+def same_file(now: SourceFile, before: TrackedFile) -> bool:
+    if now.sha256 and before.sha256:
+        return now.sha256 == before.sha256
+    return (now.size, now.mtime) == (before.size, before.mtime) and now.sha256 == before.sha256
+
+
+@dataclass
+class IncrementalPlan:
+    """A source directory compared with what was migrated from it."""
+
+    root: str
+    new: list[SourceFile] = field(default_factory=list)
+    changed: list[SourceFile] = field(default_factory=list)
+    drifted: list[SourceFile] = field(default_factory=list)
+    unchanged: list[SourceFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    pending: list[SourceFile] = field(default_factory=list)  # in waves planned but not yet migrated
+
+    @property
+    def to_migrate(self) -> list[SourceFile]:
+        return sorted(self.new + self.changed + self.drifted, key=lambda f: f.rel_path)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "new": len(self.new),
+            "changed": len(self.changed),
+            "drifted": len(self.drifted),
+            "unchanged": len(self.unchanged),
+            "removed": len(self.removed),
+            "pending": len(self.pending),
+        }
+
+
+def open_wave_files(engine: Engine, source_root: str) -> set[str]:
+    if not inspect(engine).has_table(WAVES.name):
+        return set()
+    with engine.connect() as conn:
+        lists = conn.execute(select(WAVES.c.files).where(WAVES.c.source_root == source_root, WAVES.c.status != "completed")).scalars()
+        return {path for files in lists for path in files}
+
+
+def check_source(config: MigrationConfig) -> str:
+    root = config.source_path
+    if not root.is_dir():
+        raise SourceDirectoryError(f"source directory {root} does not exist or is not a folder")
+    return str(root)
+
+
+def plan_incremental(engine: Engine, config: MigrationConfig) -> IncrementalPlan:
+    """Compare the source with its tracked fingerprints; unchanged files are recognised from size
+    and mtime without being read. Writes nothing."""
+    root = check_source(config)
+    tracked = tracked_files(engine, root)
+    drifted = {d["path"] for d in drifted_files(engine, root)}
+    pending = open_wave_files(engine, root)
+    plan = IncrementalPlan(root)
+    seen: set[str] = set()
+    scan = scan_source(config.source_path, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files, known=fingerprints(tracked))
+    for source in scan:
+        seen.add(source.rel_path)
+        before = tracked.get(source.rel_path)
+        if source.rel_path in pending:
+            plan.pending.append(source)
+        elif before is None:
+            plan.new.append(source)
+        elif source.rel_path in drifted:
+            plan.drifted.append(source)
+        elif same_file(source, before):
+            plan.unchanged.append(source)
+        else:
+            plan.changed.append(source)
+    plan.removed = sorted(path for path in tracked if path not in seen)
+    return plan
+
+
+def new_wave_key(mode: str, now: dt.datetime | None = None) -> str:
+    """Readable, sortable and unique across processes: ``20261125-113400-incremental-3f9a1c``."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{mode}-{uuid.uuid4().hex[:6]}"
+
+
+def plan_waves(engine: Engine, config: MigrationConfig, *, max_files: int | None = None, key: str | None = None) -> list[MigrationWave]:
+    """Plan and record the waves that carry the source's new work.
+
+    ``config.incremental``: new, changed and drifted files not already in a pending wave.
+    Otherwise: every file of the source. ``max_files`` bounds a wave; ``key`` names the (single)
+    wave, as when a partition was added by hand in the UI.
+    """
+    plan = plan_incremental(engine, config)
+    if config.incremental:
+        files = [f.rel_path for f in plan.to_migrate]
+        mode = "incremental"
+    else:
+        files = sorted(f.rel_path for f in plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending)
+        mode = "full"
+    if not files and key is None:
+        return []
+    size = max_files if key is None and max_files else max(len(files), 1)
+    chunks = [files[i : i + size] for i in range(0, len(files), size)] or [[]]
+    waves = [
+        MigrationWave(
+            partition_key=key or new_wave_key(mode),
+            source_root=plan.root,
+            mode=mode,
+            status="planned",
+            files=chunk,
+            file_count=len(chunk),
+            unchanged_count=len(plan.unchanged) if mode == "incremental" else 0,
+            removed=plan.removed,
+            created_at=utcnow(),
+        )
+        for chunk in chunks
+    ]
+    planned_columns = [c.key for c in WAVES.columns if c.key not in ("completed_at", "run_id")]
+    with engine.begin() as conn:
+        for wave in waves:
+            conn.execute(WAVES.insert().values({name: getattr(wave, name) for name in planned_columns}))
+    return waves
+
+
+def get_waves(engine: Engine, keys: Sequence[str]) -> list[MigrationWave]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(WAVES).where(WAVES.c.partition_key.in_(list(keys)))).mappings().all()
+    return [MigrationWave(**dict(row)) for row in rows]
+
+
+def ensure_waves(engine: Engine, config: MigrationConfig, keys: Sequence[str]) -> list[MigrationWave]:
+    """The waves behind these partition keys; a key nobody planned (added by hand in the UI) is
+    planned now from the source as it is, and kept, so re-running it is stable."""
+    known = {w.partition_key: w for w in get_waves(engine, keys)}
+    for key in keys:
+        if key not in known:
+            known[key] = plan_waves(engine, config, key=key)[0]
+    return [known[key] for key in keys]
+
+
+def wave_inventory(config: MigrationConfig, engine: Engine, waves: Sequence[MigrationWave]) -> FileInventory:
+    """The files of the waves as they are now, fingerprinted (unchanged ones without reading)."""
+    root = check_source(config)
+    if any(w.source_root != root for w in waves):
+        others = sorted({w.source_root for w in waves} - {root})
+        raise SourceDirectoryError(f"waves {[w.partition_key for w in waves]} belong to {others}, not to the configured source {root}")
+    paths = sorted({path for wave in waves for path in wave.files})
+    known = fingerprints(tracked_files(engine, root))
+    files = list(scan_paths(config.source_path, paths, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files, known=known))
+    removed = sorted({path for wave in waves for path in wave.removed})
+    return FileInventory(root, files, unchanged_count=sum(w.unchanged_count for w in waves), removed=removed)
+
+
+def finish_waves(engine: Engine, keys: Sequence[str], run_id: str, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(WAVES).where(WAVES.c.partition_key.in_(list(keys))).values(status=status, run_id=run_id, completed_at=utcnow()))
