@@ -26,6 +26,7 @@ def cli() -> None:
 @click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
 @click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--dry-run", is_flag=True, help="Plan, parse and validate; report the planned counts; write nothing to the target.")
 @click.option("--incremental", is_flag=True, help="Only new, changed and drifted files (unchanged ones are not even read).")
 @click.option("--prune-removed", is_flag=True, help="Delete the records of files no longer in this source.")
 @click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
@@ -38,6 +39,7 @@ def migrate(
     source: str,
     backup: str,
     batch_size: int,
+    dry_run: bool,
     incremental: bool,
     prune_removed: bool,
     no_validate: bool,
@@ -63,6 +65,9 @@ def migrate(
         max_workers=max_workers,
     )
     url = database_url or database_url_from_env()
+    if dry_run:
+        _dry_run(config, url, verbose)
+        return
     try:
         outcome = run_migration(config, url, log_level="INFO" if verbose else "WARNING")
     except SQLAlchemyError as exc:
@@ -76,6 +81,94 @@ def migrate(
         sys.exit(1)
     click.echo(outcome.summary_path.read_text(encoding="utf-8") if verbose else _short_summary(outcome.report_path))
     click.echo(f"Report: {outcome.report_path}\nSummary: {outcome.summary_path}")
+
+
+def _dry_run(config: MigrationConfig, url: str, verbose: bool) -> None:
+    from migration_assets.reports import render_dry_run
+    from migration_assets.service import dry_run
+
+    try:
+        report = dry_run(config, url)
+    except SQLAlchemyError as exc:
+        click.echo(f"Dry run failed: the target database {redact_url(url)} cannot be read: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(1)
+    config.backup_path.mkdir(parents=True, exist_ok=True)
+    report_path = config.backup_path / "dry_run_report.json"
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    summary = render_dry_run(report)
+    click.echo(summary if verbose else summary.split("\n\n")[0])
+    click.echo(f"Report: {report_path}")
+
+
+@cli.command()
+@click.option(
+    "--rollback-file", "rollback_file", required=True, type=click.Path(exists=True, dir_okay=False), help="BACKUP/rollback_info.json of the run."
+)
+@click.option("--confirm", is_flag=True, help="Carry it out (without: show what would be undone, change nothing).")
+@click.option("--cascade", is_flag=True, help="Also roll back the later runs built on this one, newest first.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+def rollback(rollback_file: str, confirm: bool, cascade: bool, database_url: str | None) -> None:
+    """Restore the target to exactly its state before a run: rows it inserted are deleted, rows it
+    updated or deleted come back as they were (mappings, knowledge items and embeddings included)."""
+    from migration_assets.backup import BackupError
+    from migration_assets.backup import rollback as undo
+    from migration_assets.store.database import get_engine
+
+    url = database_url or database_url_from_env()
+    try:
+        plan = undo(get_engine(url), Path(rollback_file), url, confirm=confirm, cascade=cascade)
+    except BackupError as exc:
+        click.echo(f"Rollback refused: {exc}", err=True)
+        sys.exit(1)
+    for run_id in plan.runs:
+        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.changes[run_id].items())) or "no changes"
+        click.echo(f"{'Rolled back' if plan.applied else 'Would roll back'} run {run_id}: undo {changes}")
+    if not plan.applied:
+        click.echo("Nothing was changed. Add --confirm to carry it out.")
+
+
+@cli.command("export")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for content_items.jsonl and manifest.json.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+def export_command(output: str, database_url: str | None) -> None:
+    """Export the current content items to JSON Lines, with a sha256 manifest."""
+    from migration_assets.store.database import get_engine
+    from migration_assets.transfer import export_content
+
+    url = database_url or database_url_from_env()
+    manifest = export_content(get_engine(url), Path(output), url)
+    click.echo(f"Exported {manifest['files'][0]['rows']} content items to {output}")
+
+
+@cli.command("import")
+@click.option("--input", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of an export.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+def import_command(source: str, database_url: str | None) -> None:
+    """Import an export (checksums verified): content items upserted by legacy id, then knowledge
+    items and embeddings rebuilt from them."""
+    import uuid
+
+    from migration_assets.config import DEFAULT_BACKUP_DIRECTORY
+    from migration_assets.service import embedding_stage, knowledge_stage
+    from migration_assets.store.database import get_engine
+    from migration_assets.store.runs import finish_run, start_run
+    from migration_assets.transfer import ExportError, import_content
+
+    url = database_url or database_url_from_env()
+    engine = get_engine(url)
+    run_id = f"import-{uuid.uuid4()}"
+    config = MigrationConfig(source_directory=str(Path(source).resolve()), backup_directory=DEFAULT_BACKUP_DIRECTORY)
+    start_run(engine, run_id, source_directory=config.source_directory, config={"import": True})
+    try:
+        counts = import_content(engine, Path(source), run_id)
+    except ExportError as exc:
+        finish_run(engine, run_id, "failed", error=str(exc))
+        click.echo(f"Import refused: {exc}", err=True)
+        sys.exit(1)
+    knowledge_stage(engine, run_id, config)
+    embedding_stage(engine, run_id)
+    finish_run(engine, run_id, "completed", stats={"import": vars(counts)})
+    click.echo(f"Imported: {counts.inserted} inserted, {counts.updated} updated, {counts.unchanged} unchanged (run {run_id})")
 
 
 @cli.command()

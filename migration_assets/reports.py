@@ -4,6 +4,7 @@ and ``migration_summary.txt`` (for people), both built from the tracking tables.
 from __future__ import annotations
 
 import json
+import resource
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from migration_assets.store.models import (
     ContentItem,
     Embedding,
     KnowledgeItem,
+    MigrationBackup,
     MigrationItem,
     MigrationRun,
     MigrationWave,
@@ -24,6 +26,18 @@ from migration_assets.store.models import (
     RejectedRecord,
     table_of,
 )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def error_type(reason: str) -> str:
+    """The kind of a rejection reason: its text before the first colon, without quoted values."""
+    head = reason.split(":", 1)[0].strip()
+    return head if len(head) <= 60 else head[:57] + "..."
+
 
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
@@ -45,6 +59,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         )
         keys = [k for k in (run["partition_key"] or "").split(",") if k]
         waves = conn.execute(select(table_of(MigrationWave)).where(table_of(MigrationWave).c.partition_key.in_(keys))).mappings().all()
+        backup_rows = conn.execute(select(table_of(MigrationBackup)).where(table_of(MigrationBackup).c.run_id == run_id)).mappings().all()
         warning_rows = conn.execute(
             select(table_of(RecordWarning)).where(table_of(RecordWarning).c.run_id == run_id).order_by(table_of(RecordWarning).c.id)
         ).mappings()
@@ -61,7 +76,15 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
     for f in files:
         by_format[f["source_format"]].update({"files": 1, f["status"]: 1, "records": f["records_found"]})
     errors_by_stage = Counter(r["stage"] for r in rejections)
+    errors_by_type = Counter(error_type(r["reason"]) for r in rejections)
+    errors_by_type.update(error_type(f["reason"]) for f in files if f["status"] == "rejected" and f["reason"] and f["records_found"] == 0)
     started, finished = run["started_at"], run["finished_at"]
+    backup_dir = Path((run["config"] or {}).get("backup_directory") or ".")
+    rollback_file = backup_dir / "backups" / run_id / "rollback_info.json"
+    backup = {
+        "rollback_file": str(rollback_file) if rollback_file.exists() else None,
+        "files": [{"path": b["path"], "sha256": b["sha256"], "size": b["size"], "rows": b["rows"], "encrypted": b["encrypted"]} for b in backup_rows],
+    }
     elapsed = (finished - started).total_seconds() if started and finished else None
     throughput = (
         {
@@ -90,6 +113,8 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "in_target": in_target,
         "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
         "errors_by_stage": dict(errors_by_stage),
+        "errors_by_type": dict(errors_by_type.most_common()),
+        "backup": backup,
         "stages": run["stats"],
         "throughput": throughput,
         "wave": {
@@ -143,8 +168,17 @@ def render_summary(report: dict[str, Any]) -> str:
     if stages:
         lines += ["", "Stages:"]
         for name, figures in stages.items():
+            if not isinstance(figures, dict):
+                continue
             detail = ", ".join(f"{k} {v}" for k, v in figures.items() if k != "seconds" and not isinstance(v, dict))
             lines.append(f"  {name:<18} {figures.get('seconds', 0):>8.2f} s  {detail}")
+    if report.get("backup", {}).get("rollback_file"):
+        lines.append(f"\nBackup: {len(report['backup']['files'])} journal files; undo this run with")
+        lines.append(f"  python -m migration_assets.cli rollback --rollback-file {report['backup']['rollback_file']} --confirm")
+    if report.get("errors_by_type"):
+        lines += ["", "Errors by type:"] + [f"  {n:>6}  {kind}" for kind, n in report["errors_by_type"].items()]
+    if isinstance(stages.get("peak_rss_mb"), (int, float)):
+        lines.append(f"Peak memory: {stages['peak_rss_mb']} MB")
     throughput = report.get("throughput") or {}
     if throughput:
         lines.append(f"Throughput: {throughput['files_per_minute']} files/minute, {throughput['records_per_second']} records/s")
@@ -226,3 +260,66 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> 
         "invalid_records": invalid_records,
         "skipped_files": skipped_files,
     }
+
+
+def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: list[str], prune: int, seconds: float) -> dict[str, Any]:
+    """The report of a dry run, in the shape of a real run's, with the planned counts."""
+    record_keys = ("found", "inserted", "updated", "unchanged", "rejected")
+    files: list[dict[str, Any]] = [
+        {"path": s.rel_path, "format": s.format, "status": status, "reason": s.reason, "records": dict.fromkeys(record_keys, 0)}
+        for s, status in zip([f for f in inventory.files if not f.eligible], skipped, strict=True)
+    ]
+    files += [
+        {
+            "path": i["source_path"],
+            "format": i["source_format"],
+            "status": i["status"],
+            "reason": i["reason"],
+            "records": {k: i[f"records_{k}"] for k in record_keys},
+        }
+        for i in counts.planned_items
+    ]
+    files.sort(key=lambda f: f["path"])
+    status_counts = Counter(f["status"] for f in files)
+    found = sum(f["records"]["found"] for f in files)
+    return {
+        "run_id": None,
+        "status": "dry_run",
+        "dry_run": True,
+        "source_directory": inventory.root,
+        "config": config.model_dump(),
+        "plan": {"insert": counts.inserted, "update": counts.updated, "unchanged": counts.unchanged, "reject": counts.rejected, "prune": prune},
+        "totals": {
+            "files": len(files),
+            **{status: status_counts.get(status, 0) for status in FILE_STATUSES},
+            "records": {
+                "found": found,
+                "inserted": counts.inserted,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "rejected": counts.rejected,
+            },
+        },
+        "wave": {"unchanged_files_not_in_wave": inventory.unchanged_count, "removed_files": inventory.removed},
+        "seconds": round(seconds, 3),
+        "files": files,
+        "rejected_records": [
+            {"path": r["source_path"], "index": r["record_index"], "legacy_id": r["legacy_id"], "stage": r["stage"], "reason": r["reason"]}
+            for r in counts.planned_rejections
+        ],
+    }
+
+
+def render_dry_run(report: dict[str, Any]) -> str:
+    plan, totals = report["plan"], report["totals"]
+    lines = [
+        f"Dry run of {report['source_directory']}: nothing was written to the target.",
+        f"Files: {totals['files']} = {totals['migrated']} would migrate + {totals['skipped']} skipped + {totals['rejected']} rejected"
+        f" ({report['wave']['unchanged_files_not_in_wave']} unchanged left out, {len(report['wave']['removed_files'])} removed)",
+        f"Records: {plan['insert']} to insert, {plan['update']} to update, {plan['unchanged']} unchanged, {plan['reject']} to reject;"
+        f" {plan['prune']} to prune",
+    ]
+    problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
+    if problems:
+        lines += ["", "Files not (fully) migrated:"] + [f"  [{f['status']}] {f['path']}: {f['reason']}" for f in problems]
+    return "\n".join(lines) + "\n"

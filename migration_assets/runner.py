@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy.exc import SQLAlchemyError
 
+from migration_assets.backup import seal_backup
 from migration_assets.config import MigrationConfig
 from migration_assets.partitions import WAVES
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
@@ -94,6 +95,8 @@ def run_wave(
         with contextlib.suppress(SQLAlchemyError, LookupError):
             engine = get_engine(database_url)
             mark_failed(engine, result.run_id, error or "run failed")
+            if config.create_backups:
+                seal_backup(engine, result.run_id, config.backup_path, database_url)  # what it did commit can be undone
             write_report(build_report(engine, result.run_id), config.backup_path)  # where it stopped, and why
     backup = config.backup_path
     return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

@@ -7,20 +7,24 @@ and returns its own output with the figures worth showing.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, inspect, select
 
+from migration_assets.backup import Journal, fernet_from_env, run_backup_dir
 from migration_assets.config import MigrationConfig
 from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
-from migration_assets.reports import validation_report
+from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.store import derived, loader
-from migration_assets.store.database import serialise_writes
+from migration_assets.store.database import get_engine, readonly_engine, serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
+from migration_assets.store.models import ContentItem
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "plan_waves",
     "wave_inventory",
     "check_supported",
+    "dry_run",
     "embedding_stage",
     "knowledge_stage",
     "load_stage",
@@ -43,14 +48,16 @@ Progress = Callable[[int, int], None]
 
 
 class NotAvailableYet(ValueError):
-    """A MigrationConfig option whose behaviour has not landed yet; refused rather than ignored."""
+    """A MigrationConfig option the asset layer does not carry out; refused rather than ignored."""
 
 
 def check_supported(config: MigrationConfig) -> None:
     """Refuse options that would otherwise be silently ignored."""
-    for option in ("dry_run",):
-        if getattr(config, option):
-            raise NotAvailableYet(f"{option}=true is not available yet in this version; run without it")
+    if config.dry_run:
+        raise NotAvailableYet(
+            "dry_run=true changes nothing, so it is not a materialization: plan it with "
+            "`python -m migration_assets.cli migrate --dry-run` (the same plan, parse and validation, and a report of the planned counts)"
+        )
 
 
 def load_stage(
@@ -60,6 +67,7 @@ def load_stage(
     inventory: FileInventory,
     validated: ValidatedRecords,
     on_batch: Progress | None = None,
+    journal: Journal | None = None,
 ) -> LoadCounts:
     """Write every batch in its own transaction, plus the tracking rows of never-parsed files."""
     counts = LoadCounts()
@@ -68,14 +76,20 @@ def load_stage(
         skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
         counts.files.update(skipped)
         if config.prune_removed and inventory.removed:
-            counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed)
+            counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
     total = len(validated.parsed)
     for n, files in enumerate(validated.batches(), start=1):
         with engine.begin() as conn:
             serialise_writes(conn, "content")
             counts.add(
                 loader.write_batch(
-                    conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, dry_run=config.dry_run
+                    conn,
+                    run_id,
+                    files,
+                    source_root=inventory.root,
+                    preserve_timestamps=config.preserve_timestamps,
+                    dry_run=config.dry_run,
+                    journal=journal,
                 )
             )
         if on_batch:
@@ -83,12 +97,19 @@ def load_stage(
     return counts
 
 
-def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig) -> KnowledgeCounts:
-    return derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars)
+def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journal: Journal | None = None) -> KnowledgeCounts:
+    return derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars, journal=journal)
 
 
-def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | None = None) -> EmbeddingCounts:
-    return derived.refresh_embeddings(engine, run_id, provider or get_provider())
+def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None) -> EmbeddingCounts:
+    return derived.refresh_embeddings(engine, run_id, provider or get_provider(), journal=journal)
+
+
+def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | None:
+    """The stage's backup journal, when the run keeps backups."""
+    if not config.create_backups or config.dry_run:
+        return None
+    return Journal(run_backup_dir(config.backup_path, run_id), stage, fernet_from_env())
 
 
 def config_summary(config: MigrationConfig) -> dict[str, Any]:
@@ -102,3 +123,34 @@ def validate_source(config: MigrationConfig) -> dict[str, Any]:
         scratch_config = config.model_copy(update={"backup_directory": scratch})
         validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate"))
         return validation_report(inventory, validated)
+
+
+def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
+    """Everything up to the write — plan, parse, validate, compare with the target — and the
+    counts a real run would have (insert, update, unchanged, reject, prune). Writes nothing
+    to the target; reads it without creating or upgrading its schema."""
+    started = time.perf_counter()
+    engine = readonly_engine(database_url)
+    with tempfile.TemporaryDirectory(prefix="migration-dry-run-") as scratch:
+        if not inspect(engine).has_table("content_items"):
+            engine.dispose()  # nothing migrated yet: plan against an empty target of the same schema
+            engine = get_engine(f"sqlite:///{Path(scratch) / 'empty-target.db'}")
+        plan = plan_incremental(engine, config)
+        files = plan.to_migrate if config.incremental else plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending
+        inventory = FileInventory(plan.root, sorted(files, key=lambda f: f.rel_path), len(plan.unchanged) if config.incremental else 0, plan.removed)
+        scratch_config = config.model_copy(update={"backup_directory": scratch, "dry_run": True})
+        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "dry-run"))
+        counts = LoadCounts()
+        with engine.connect() as conn:
+            for batch in validated.batches():
+                counts.add(
+                    loader.write_batch(conn, "dry-run", batch, source_root=plan.root, preserve_timestamps=config.preserve_timestamps, dry_run=True)
+                )
+            prune = 0
+            if config.prune_removed and plan.removed:
+                prune = conn.execute(
+                    select(func.count()).where(ContentItem.source_root == plan.root, ContentItem.source_path.in_(plan.removed))
+                ).scalar_one()
+        engine.dispose()
+    skipped = [loader.file_status(f) for f in inventory.files if not f.eligible]
+    return dry_run_report(config, inventory, counts, skipped, prune, time.perf_counter() - started)

@@ -95,7 +95,7 @@ def open_wave_files(engine: Engine, source_root: str) -> set[str]:
     if not inspect(engine).has_table(WAVES.name):
         return set()
     with engine.connect() as conn:
-        lists = conn.execute(select(WAVES.c.files).where(WAVES.c.source_root == source_root, WAVES.c.status != "completed")).scalars()
+        lists = conn.execute(select(WAVES.c.files).where(WAVES.c.source_root == source_root, WAVES.c.status == "planned")).scalars()
         return {path for files in lists for path in files}
 
 

@@ -6,13 +6,14 @@ import dagster as dg
 
 from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, progress, timed_stage
+from migration_assets.backup import seal_backup
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
-from migration_assets.reports import build_report, write_report
+from migration_assets.reports import build_report, peak_rss_mb, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import clean_run_staging
-from migration_assets.store.runs import finish_run
+from migration_assets.store.runs import finish_run, update_stats
 
 GROUP = "migration"
 
@@ -34,8 +35,15 @@ def content_items(
     with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
     engine = target.engine()
     with timed_stage(target, context.run_id, "content_items") as figures:
+        config = migration.settings()
         counts = service.load_stage(
-            engine, context.run_id, migration.settings(), legacy_files, validated_records, on_batch=progress(context, "loaded")
+            engine,
+            context.run_id,
+            config,
+            legacy_files,
+            validated_records,
+            on_batch=progress(context, "loaded"),
+            journal=service.journal_for(config, context.run_id, "content"),
         )
         figures.update(counts.as_dict())
     parsed = validated_records.parsed.counts
@@ -62,7 +70,8 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
     """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
     (content changed, or missing after a crash) are rebuilt."""
     with timed_stage(target, context.run_id, "knowledge_items") as figures:
-        counts = service.knowledge_stage(target.engine(), context.run_id, migration.settings())
+        config = migration.settings()
+        counts = service.knowledge_stage(target.engine(), context.run_id, config, service.journal_for(config, context.run_id, "knowledge"))
         figures.update(dataclasses.asdict(counts))
     return dg.MaterializeResult(metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items})
 
@@ -74,12 +83,15 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
     deps=[knowledge_items],
     check_specs=[checks.RELATIONSHIPS, checks.EMBEDDINGS],
 )
-def embeddings(context: dg.AssetExecutionContext, target: TargetDatabase, embedding_model: EmbeddingModel) -> dg.MaterializeResult:
+def embeddings(
+    context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, embedding_model: EmbeddingModel
+) -> dg.MaterializeResult:
     """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
     provider = embedding_model.load()
     engine = target.engine()
     with timed_stage(target, context.run_id, "embeddings") as figures:
-        counts = service.embedding_stage(engine, context.run_id, provider)
+        journal = service.journal_for(migration.settings(), context.run_id, "embeddings")
+        counts = service.embedding_stage(engine, context.run_id, provider, journal)
         figures.update(dataclasses.asdict(counts))
     results = [integrity.check_relationships(engine), integrity.check_embeddings(engine, context.run_id, dimension=provider.dimension)]
     integrity.record_results(engine, context.run_id, results)
@@ -95,6 +107,9 @@ def migration_report(context: dg.AssetExecutionContext, migration: MigrationReso
     discovered, with its status (migrated / skipped / rejected), reason and record counts."""
     config = migration.settings()
     engine = target.engine()
+    update_stats(engine, context.run_id, peak_rss_mb=peak_rss_mb())
+    if config.create_backups:
+        seal_backup(engine, context.run_id, config.backup_path, target.url)
     finish_run(engine, context.run_id, "completed")
     service.finish_waves(engine, context.partition_keys, context.run_id, "completed")
     report = build_report(engine, context.run_id)

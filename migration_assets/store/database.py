@@ -10,14 +10,16 @@ from sqlalchemy.engine import make_url
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def normalise_url(url: str) -> str:
-    """``postgresql://`` → the installed psycopg 3 driver; relative SQLite paths made absolute."""
+def normalise_url(url: str, *, create_dirs: bool = True) -> str:
+    """``postgresql://`` → the installed psycopg 3 driver; relative SQLite paths made absolute
+    (and their folder created, unless ``create_dirs`` is off)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
         parsed = parsed.set(database=str(path))
     return parsed.render_as_string(hide_password=False)
 
@@ -62,8 +64,13 @@ def get_engine(url: str) -> Engine:
 
 
 def readonly_engine(url: str) -> Engine:
-    """An engine that does not create or upgrade the schema (for commands that write nothing)."""
-    engine = create_engine(normalise_url(url))
+    """An engine that does not create or upgrade the schema (for commands that write nothing);
+    a SQLite file that does not exist is not created: it reads as an empty database."""
+    url = normalise_url(url, create_dirs=False)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" and not Path(parsed.database).exists():
+        url = "sqlite://"
+    engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from migration_assets.backup import Journal
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
@@ -41,6 +42,8 @@ class LoadCounts:
     rejected: int = 0
     pruned: int = 0
     files: Counter[str] = field(default_factory=Counter)
+    planned_items: list[dict[str, Any]] = field(default_factory=list)  # a dry run's per-file outcomes
+    planned_rejections: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: LoadCounts) -> None:
         self.inserted += other.inserted
@@ -48,6 +51,8 @@ class LoadCounts:
         self.unchanged += other.unchanged
         self.rejected += other.rejected
         self.files.update(other.files)
+        self.planned_items += other.planned_items
+        self.planned_rejections += other.planned_rejections
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,13 +114,16 @@ class ExistingItem:
     record_hash: str
 
 
-def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str]) -> int:
+def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str], journal: Journal | None = None) -> int:
     """Delete the records of files that left ``source_root`` (only that source's) and track each
     such file as ``removed``; returns the number of content items deleted."""
     pruned = 0
     rows = []
     for path in paths:
-        result = conn.execute(CONTENT.delete().where(CONTENT.c.source_root == source_root, CONTENT.c.source_path == path))
+        doomed = CONTENT.c.source_root == source_root, CONTENT.c.source_path == path
+        if journal:
+            journal.deleting_content(conn, list(conn.execute(select(CONTENT.c.id).where(*doomed)).scalars()))
+        result = conn.execute(CONTENT.delete().where(*doomed))
         gone = result.rowcount or 0
         pruned += gone
         source = SourceFile(path, "", 0, 0.0, None, FileStatus.MISSING, None)
@@ -207,7 +215,14 @@ def write_isolating_failures(
 
 
 def write_batch(
-    conn: Connection, run_id: str, files: Sequence[FileLoad], *, source_root: str, preserve_timestamps: bool, dry_run: bool = False
+    conn: Connection,
+    run_id: str,
+    files: Sequence[FileLoad],
+    *,
+    source_root: str,
+    preserve_timestamps: bool,
+    dry_run: bool = False,
+    journal: Journal | None = None,
 ) -> LoadCounts:
     """Write one batch of parsed, validated files; the caller owns the transaction.
 
@@ -283,6 +298,9 @@ def write_batch(
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
             inserted = [row for position, row in enumerate(new_rows) if position not in refused]
             ids = existing_items(conn, [row["legacy_id"] for row in inserted])
+            if journal:
+                journal.inserted("content_items", [ids[row["legacy_id"]].id for row in inserted])
+                journal.inserted("legacy_mappings", [row["legacy_id"] for row in inserted])
             mappings = [
                 {
                     "legacy_id": row["legacy_id"],
@@ -295,6 +313,8 @@ def write_batch(
             ]
             bulk_insert(conn, MAPPINGS, mappings)
         if changed_rows:
+            if journal:
+                journal.before_change(conn, "content_items", "update", [row["_id"] for row in changed_rows])
             # bind names may not equal column names in an UPDATE's SET clause
             columns = [c for c in changed_rows[0] if c not in ("_id", "legacy_id")]
             statement = update(CONTENT).where(CONTENT.c.id == bindparam("_id")).values({c: bindparam(f"v_{c}") for c in columns})
@@ -330,6 +350,8 @@ def write_batch(
         counts.updated += tally["updated"]
         counts.unchanged += tally["unchanged"]
         counts.rejected += tally["rejected"]
-    if not dry_run and item_rows:
+    if dry_run:
+        counts.planned_items, counts.planned_rejections = item_rows, rejections
+    elif item_rows:
         bulk_insert(conn, ITEMS, item_rows)
     return counts

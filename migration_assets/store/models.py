@@ -102,7 +102,7 @@ class KnowledgeItem(Base):
     text: Mapped[str] = mapped_column(Text)
     char_start: Mapped[int] = mapped_column(Integer)
     char_end: Mapped[int] = mapped_column(Integer)
-    source_hash: Mapped[str] = mapped_column(String(64))  # content_hash of the item it was cut from
+    source_hash: Mapped[str] = mapped_column(String(64))  # record_hash of the item version it was cut from
     run_id: Mapped[str] = mapped_column(String(64))
 
 
