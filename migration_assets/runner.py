@@ -55,7 +55,7 @@ def run_migration(
     """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
     and drifted ones) and materialize it into ``database_url``. Returns None when an
     incremental plan finds nothing to do; never raises for a failed run, returns it."""
-    waves = plan_waves(get_engine(database_url), config)
+    waves = plan_waves(get_engine(database_url), config, adopt_pending=True)
     if not waves:
         return None
     return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags)

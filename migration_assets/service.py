@@ -25,6 +25,8 @@ from migration_assets.store.database import get_engine, readonly_engine, seriali
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 from migration_assets.store.models import ContentItem
+from migration_assets.store.retry import retry_transient
+from migration_assets.store.runs import record_progress
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
@@ -78,11 +80,16 @@ def load_stage(
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
     total = len(validated.parsed)
+
+    def note_retry(_attempt: int, _exc: BaseException) -> None:
+        counts.retries += 1
+
     for n, files in enumerate(validated.batches(), start=1):
-        with engine.begin() as conn:
-            serialise_writes(conn, "content")
-            counts.add(
-                loader.write_batch(
+
+        def write(files: list[loader.FileLoad] = files, n: int = n) -> LoadCounts:
+            with engine.begin() as conn:
+                serialise_writes(conn, "content")
+                written = loader.write_batch(
                     conn,
                     run_id,
                     files,
@@ -91,18 +98,25 @@ def load_stage(
                     dry_run=config.dry_run,
                     journal=journal,
                 )
-            )
+                record_progress(conn, run_id, "content_items", n, total)
+                return written
+
+        counts.add(retry_transient(write, on_retry=note_retry))
         if on_batch:
             on_batch(n, total)
     return counts
 
 
 def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journal: Journal | None = None) -> KnowledgeCounts:
-    return derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars, journal=journal)
+    # a retry after a transient fault resumes: the stage rebuilds only what is still stale
+    return retry_transient(
+        lambda: derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars, journal=journal)
+    )
 
 
 def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None) -> EmbeddingCounts:
-    return derived.refresh_embeddings(engine, run_id, provider or get_provider(), journal=journal)
+    chosen = provider or get_provider()
+    return retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal))
 
 
 def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | None:

@@ -139,16 +139,21 @@ def new_wave_key(mode: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{mode}-{uuid.uuid4().hex[:6]}"
 
 
-def plan_waves(engine: Engine, config: MigrationConfig, *, max_files: int | None = None, key: str | None = None) -> list[MigrationWave]:
+def plan_waves(
+    engine: Engine, config: MigrationConfig, *, max_files: int | None = None, key: str | None = None, adopt_pending: bool = False
+) -> list[MigrationWave]:
     """Plan and record the waves that carry the source's new work.
 
-    ``config.incremental``: new, changed and drifted files not already in a pending wave.
-    Otherwise: every file of the source. ``max_files`` bounds a wave; ``key`` names the (single)
-    wave, as when a partition was added by hand in the UI.
+    ``config.incremental``: new, changed and drifted files not already in a pending wave (with
+    ``adopt_pending``, those too: the CLI takes over waves whose run died, say). Otherwise: every
+    file of the source. Waves whose files are taken over are marked ``superseded``.
+    ``max_files`` bounds a wave; ``key`` names the (single) wave, as when a partition was added
+    by hand in the UI.
     """
     plan = plan_incremental(engine, config)
+    adopted = sorted(f.rel_path for f in plan.pending) if (adopt_pending or not config.incremental) else []
     if config.incremental:
-        files = [f.rel_path for f in plan.to_migrate]
+        files = sorted([f.rel_path for f in plan.to_migrate] + adopted)
         mode = "incremental"
     else:
         files = sorted(f.rel_path for f in plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending)
@@ -173,6 +178,8 @@ def plan_waves(engine: Engine, config: MigrationConfig, *, max_files: int | None
     ]
     planned_columns = [c.key for c in WAVES.columns if c.key not in ("completed_at", "run_id")]
     with engine.begin() as conn:
+        if adopted:
+            conn.execute(update(WAVES).where(WAVES.c.source_root == plan.root, WAVES.c.status == "planned").values(status="superseded"))
         for wave in waves:
             conn.execute(WAVES.insert().values({name: getattr(wave, name) for name in planned_columns}))
     return waves

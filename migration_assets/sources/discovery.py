@@ -65,43 +65,69 @@ def file_sha256(path: Path) -> str:
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, FileStatus, str | None]]:
-    """Yield ``(path, status, reason)`` for every entry that is not a folder, in a stable order."""
+    """Yield ``(path, status, reason)`` for every entry that is not a folder, in a stable order.
+
+    Real files and folders come first; symbolic links after them, so a file reached both
+    directly and through a link inside the source is listed under its real path (the link is
+    reported as not followed), and a link loop ends at the first folder seen twice.
+    """
     root_stat = root.stat()
     seen: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            yield folder, FileStatus.UNREADABLE, f"folder cannot be listed: {exc.strerror or exc}"
-            continue
-        subfolders = []
-        for entry in entries:
-            path = Path(entry.path)
+    links: list[Path] = []
+
+    def walk_tree(top: Path) -> Iterator[tuple[Path, FileStatus, str | None]]:
+        stack = [top]
+        while stack:
+            folder = stack.pop()
             try:
-                if entry.is_symlink():
-                    target = path.resolve()
-                    if not target.is_relative_to(root):
-                        yield path, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory"
-                        continue
-                stat = path.stat()
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
-                yield path, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}"
+                yield folder, FileStatus.UNREADABLE, f"folder cannot be listed: {exc.strerror or exc}"
                 continue
-            key = (stat.st_dev, stat.st_ino)
-            if key in seen:
-                if not entry.is_dir(follow_symlinks=True):
-                    yield path, FileStatus.NOT_FOLLOWED, "link to a file listed already"
+            subfolders = []
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    links.append(path)
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError as exc:
+                    yield path, FileStatus.UNREADABLE, f"cannot be read: {exc.strerror or exc}"
+                    continue
+                seen.add((stat.st_dev, stat.st_ino))
+                if entry.is_dir():
+                    subfolders.append(path)
+                elif entry.is_file():
+                    yield path, FileStatus.ELIGIBLE, None
+                else:
+                    yield path, FileStatus.UNSUPPORTED, "not a regular file"
+            stack.extend(reversed(subfolders))
+
+    yield from walk_tree(root)
+    while links:
+        link = links.pop(0)
+        try:
+            target = link.resolve()
+            if not target.is_relative_to(root):
+                yield link, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory"
                 continue
-            seen.add(key)
-            if entry.is_dir(follow_symlinks=True):
-                subfolders.append(path)
-            elif entry.is_file(follow_symlinks=True):
-                yield path, FileStatus.ELIGIBLE, None
-            else:
-                yield path, FileStatus.UNSUPPORTED, "not a regular file"
-        stack.extend(reversed(subfolders))
+            stat = link.stat()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of links
+            yield link, FileStatus.NOT_FOLLOWED, f"broken or looping symbolic link: {exc}"
+            continue
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            if not link.is_dir():
+                yield link, FileStatus.NOT_FOLLOWED, "link to a file listed already"
+            continue
+        seen.add(key)
+        if link.is_dir():
+            yield from walk_tree(link)
+        elif link.is_file():
+            yield link, FileStatus.ELIGIBLE, None
+        else:
+            yield link, FileStatus.UNSUPPORTED, "not a regular file"
 
 
 Fingerprints = Mapping[str, tuple[int, float, str | None]]
@@ -147,9 +173,14 @@ def scan_paths(
     for rel in rel_paths:
         path = root / rel
         fmt = format_of(path.name)
-        if not path.is_file():
+        if path.is_symlink():
+            # as in the walk: a link's target inside the source is listed under its real path
+            inside = path.resolve().is_relative_to(root)
+            reason = "link to a file listed already" if inside else "symbolic link pointing outside the source directory"
+            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, reason)
+        elif not path.is_file():
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.MISSING, "no longer in the source directory")
-        elif not path.resolve().is_relative_to(root):
+        elif not path.resolve().is_relative_to(root):  # under a linked folder that leads out
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory")
         else:
             yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known)

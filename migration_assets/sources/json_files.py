@@ -11,9 +11,26 @@ from migration_assets.sources.errors import FileRejected
 Parsed = tuple[list[LegacyRecord], list[RecordRejection]]
 
 
+DUPLICATE_KEYS = "legacy:duplicate_keys"
+
+
+def _keep_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys repeat keeps the last value, as JSON parsers do, and the
+    earlier ones under ``legacy:duplicate_keys`` instead of losing them silently."""
+    obj: dict[str, Any] = {}
+    earlier: dict[str, list[Any]] = {}
+    for key, value in pairs:
+        if key in obj:
+            earlier.setdefault(key, []).append(obj[key])
+        obj[key] = value
+    if earlier:
+        obj[DUPLICATE_KEYS] = earlier
+    return obj
+
+
 def _load(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_keep_duplicates)
     except json.JSONDecodeError as exc:
         raise FileRejected(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
@@ -61,7 +78,7 @@ def parse_jsonl(text: str, rel_path: str) -> Parsed:
         if not line.strip():
             continue
         try:
-            items.append((lineno, json.loads(line)))
+            items.append((lineno, json.loads(line, object_pairs_hook=_keep_duplicates)))
         except json.JSONDecodeError as exc:
             rejections.append(RecordRejection(rel_path, lineno, f"malformed JSON on line {lineno}: {exc.msg}", raw=line[:500]))
         except RecursionError:

@@ -40,10 +40,16 @@ class ParsedFile:
 def parse_file(root: Path, source: SourceFile) -> ParsedFile:
     """Parse one eligible file; never raises for bad input, only reports it."""
     outcome = ParsedFile(source.rel_path, source.format)
+    path = root / source.rel_path
     try:
-        data = (root / source.rel_path).read_bytes()
+        data = path.read_bytes()
+        after = path.stat()
     except OSError as exc:
         outcome.error = f"cannot be read: {exc.strerror or exc}"
+        return outcome
+    if (after.st_size, after.st_mtime) != (source.size, source.mtime) or len(data) != source.size:
+        # written to while we looked: never half-migrate it; its new fingerprint re-queues it
+        outcome.error = "changed while being migrated (size or mtime differ from its inventory); the next run picks it up"
         return outcome
     try:
         text, outcome.encoding = decode_bytes(data)

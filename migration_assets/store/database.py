@@ -16,7 +16,7 @@ def normalise_url(url: str, *, create_dirs: bool = True) -> str:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         path = Path(parsed.database).expanduser().resolve()
         if create_dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,9 @@ def readonly_engine(url: str) -> Engine:
     a SQLite file that does not exist is not created: it reads as an empty database."""
     url = normalise_url(url, create_dirs=False)
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" and not Path(parsed.database).exists():
+    database = parsed.database or ""
+    sqlite_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:")
+    if sqlite_file and not Path(database).exists():
         url = "sqlite://"
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":

@@ -41,6 +41,7 @@ class LoadCounts:
     unchanged: int = 0
     rejected: int = 0
     pruned: int = 0
+    retries: int = 0
     files: Counter[str] = field(default_factory=Counter)
     planned_items: list[dict[str, Any]] = field(default_factory=list)  # a dry run's per-file outcomes
     planned_rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -50,6 +51,7 @@ class LoadCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.rejected += other.rejected
+        self.retries += other.retries
         self.files.update(other.files)
         self.planned_items += other.planned_items
         self.planned_rejections += other.planned_rejections
@@ -61,6 +63,7 @@ class LoadCounts:
             "unchanged": self.unchanged,
             "rejected": self.rejected,
             "pruned": self.pruned,
+            "retries": self.retries,
             "files": dict(self.files),
         }
 

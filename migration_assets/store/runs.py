@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from migration_assets.store.models import MigrationRun, table_of, utcnow
 
@@ -52,3 +52,13 @@ def mark_failed(engine: Engine, run_id: str, error: str) -> bool:
             update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "running").values(status="failed", error=error[:4000], finished_at=utcnow())
         )
         return bool(result.rowcount)
+
+
+def record_progress(conn: Connection, run_id: str, stage: str, done: int, total: int) -> None:
+    """Within a batch's transaction: how far the run got, so a killed run's row says where it stopped."""
+    current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none()
+    if current is None:
+        return
+    conn.execute(
+        update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": {"stage": stage, "batches_done": done, "batches": total}})
+    )

@@ -1,0 +1,197 @@
+"""Reliability: hostile input file by file, the source directory as a boundary, kills at
+random points, transient and hard database faults, and a fuzz test of the parsers."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, func, select, text
+
+from migration_assets.records import RecordRejection, normalise_record
+from migration_assets.sources.csv_files import parse_csv
+from migration_assets.sources.errors import FileRejected
+from migration_assets.sources.json_files import parse_json, parse_jsonl
+from migration_assets.sources.markdown import parse_markdown
+from migration_assets.sources.text import parse_text
+from migration_assets.store.database import get_engine, normalise_url
+from migration_assets.store.models import ContentItem, KnowledgeItem
+from migration_assets.store.retry import retry_transient
+from migration_assets_tests.conftest import make_corpus
+from migration_assets_tests.hostile_corpus import MAX_FILE_SIZE, write_hostile_corpus
+from migration_assets_tests.test_pipeline import materialize
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_every_hostile_file_ends_as_expected_and_nothing_escapes_the_backup_directory(tmp_path, target_url, instance):
+    source, backup = tmp_path / "src", tmp_path / "bk"
+    source.mkdir()
+    expect = write_hostile_corpus(source, tmp_path / "outside")
+    untouched = tree(tmp_path)
+    result = materialize(source, backup, target_url, instance, max_file_size=MAX_FILE_SIZE)
+    assert result.success
+    report = json.loads((backup / "migration_report.json").read_text())
+    seen = {f["path"]: f for f in report["files"]}
+    assert set(seen) == set(expect)
+    for path, outcome in expect.items():
+        got = seen[path]
+        assert got["status"] == outcome.status, (path, got)
+        assert got["records"]["inserted"] == outcome.loaded, (path, got)
+        assert got["records"]["rejected"] == outcome.rejected_records, (path, got)
+        if outcome.reason:
+            assert outcome.reason in (got["reason"] or ""), (path, got["reason"])
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    written = ("bk", "target.db", "dagster_home")  # the backup directory, the SQLite target, the Dagster instance
+    new_files = {p for p in tree(tmp_path) - untouched if not p.startswith(written)}
+    assert new_files == set()
+    with get_engine(target_url).connect() as conn:
+        titles = dict(conn.execute(select(ContentItem.legacy_id, ContentItem.title)).all())
+        long_item = conn.execute(select(ContentItem.id, ContentItem.content).where(ContentItem.source_path == "md/long.md")).one()
+        chunks = (
+            conn.execute(select(KnowledgeItem.text).where(KnowledgeItem.content_item_id == long_item.id).order_by(KnowledgeItem.chunk_index))
+            .scalars()
+            .all()
+        )
+    assert titles["dup1"] == "second" and titles["012345"] == "no" and titles["nul1"] == "ab"
+    assert titles["123456789012345678901234567890"] == "big" and "../../../etc/passwd" in titles
+    assert len(chunks) > 10 and "".join(chunks).strip() == long_item.content.strip()
+
+
+def _cli(source: Path, backup: Path, home: Path, url: str) -> subprocess.Popen:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": url}
+    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(backup), "--batch-size", "8"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def content_state(url: str) -> dict[str, object]:
+    columns = [ContentItem.__table__.c[c] for c in ("legacy_id", "source_path", "title", "content", "url", "tags", "metadata", "record_hash")]
+    with get_engine(url).connect() as conn:
+        items = conn.execute(select(*columns).order_by(ContentItem.legacy_id)).all()
+        chunks = conn.execute(
+            text("select c.legacy_id, k.chunk_index, k.text from knowledge_items k join content_items c on c.id = k.content_item_id order by 1, 2")
+        ).all()
+        vectors = conn.execute(text("select count(*) from embeddings")).scalar_one()
+        mappings = conn.execute(text("select count(*) from legacy_mappings m join content_items c on c.id = m.content_item_id")).scalar_one()
+    return {"items": items, "chunks": chunks, "vectors": vectors, "mappings": mappings}
+
+
+def test_killed_at_random_points_and_rerun_the_database_ends_as_after_one_clean_run(tmp_path, target_url, sqlite_url):
+    corpus = make_corpus(tmp_path / "c" / "legacy", 160, seed=31)
+    reference_url = sqlite_url if target_url != sqlite_url else f"sqlite:///{tmp_path / 'reference.db'}"
+    started = time.perf_counter()
+    clean = _cli(corpus.root, tmp_path / "ref-bk", tmp_path / "ref-home", reference_url)
+    assert clean.wait(timeout=300) == 0, clean.stderr.read()
+    duration = time.perf_counter() - started
+    rng = random.Random(7)
+    kill_points = sorted(rng.uniform(0.35, 1.0) * duration for _ in range(5))
+    for attempt, delay in enumerate(kill_points):
+        run = _cli(corpus.root, tmp_path / "bk", tmp_path / f"home-{attempt}", target_url)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=60)
+    final = _cli(corpus.root, tmp_path / "bk", tmp_path / "home-final", target_url)
+    assert final.wait(timeout=300) == 0, final.stderr.read()
+    assert content_state(target_url) == content_state(reference_url)
+    with get_engine(target_url).connect() as conn:
+        statuses = [s for (s,) in conn.execute(text("select status from migration_runs order by started_at")).all()]
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == corpus.expected_records()
+    assert statuses[-1] == "completed"
+    assert statuses.count("running") >= 2, statuses  # several kills landed mid-run; their rows say where they stopped
+
+
+def test_a_dropped_database_connection_is_retried_and_reported(postgres_url):
+    engine = get_engine(postgres_url)
+    admin = create_engine(normalise_url(postgres_url))
+    attempts, retries = [], []
+
+    def work() -> int:
+        with engine.begin() as conn:
+            attempts.append(conn.execute(text("select pg_backend_pid()")).scalar_one())
+            if len(attempts) == 1:
+                with admin.begin() as other:
+                    other.execute(text("select pg_terminate_backend(:pid)"), {"pid": attempts[0]})
+            return conn.execute(text("select count(*) from content_items")).scalar_one()
+
+    assert retry_transient(work, base_delay=0.05, on_retry=lambda n, exc: retries.append(n)) == 0
+    admin.dispose()
+    assert retries == [1] and len(attempts) == 2 and attempts[0] != attempts[1]
+
+
+def test_a_read_only_target_stops_the_run_with_a_clear_message(tmp_path, instance):
+    database = tmp_path / "ro.db"
+    get_engine(f"sqlite:///{database}")  # schema in place, then opened read-only
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("hello")
+    env = {**os.environ, "DAGSTER_HOME": str(instance.root_directory), "DATABASE_URL": f"sqlite:///file:{database}?mode=ro&uri=true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(tmp_path / "bk")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "readonly database" in done.stderr
+
+
+def test_a_file_changed_while_it_is_migrated_is_not_half_migrated(tmp_path):
+    from migration_assets.sources.discovery import scan_source
+    from migration_assets.sources.parse import parse_file
+
+    (tmp_path / "a.json").write_text(json.dumps({"id": 1, "title": "before"}))
+    (inventoried,) = scan_source(tmp_path, max_file_size=10_000)
+    (tmp_path / "a.json").write_text(json.dumps({"id": 1, "title": "after, and longer"}))
+    outcome = parse_file(tmp_path, inventoried)
+    assert outcome.records == [] and "changed while being migrated" in outcome.error
+
+
+PARSERS = [parse_json, parse_jsonl, parse_markdown, parse_text, parse_csv]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
+    | st.sampled_from(["{", "[", "---\n", "+++\n", "id,title\n", "\ufeff{}"]).flatmap(lambda p: st.text(max_size=200).map(lambda t: p + t))
+)
+def test_no_parser_crashes_on_any_text(text):
+    for parse in PARSERS:
+        try:
+            records, rejections = parse(text, "fuzz/input")
+        except FileRejected:
+            continue
+        assert all(isinstance(r, RecordRejection) for r in rejections)
+        for record in records:
+            assert record.legacy_id and "\x00" not in (record.title or "") + (record.content or "")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.dates() | st.datetimes(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    raw=st.dictionaries(
+        st.sampled_from(["id", "title", "content", "url", "tags", "date", "metadata", "category", "type", "x"]) | st.text(max_size=6),
+        json_values,
+        max_size=8,
+    )
+)
+def test_the_record_normaliser_never_crashes_and_its_records_are_json_safe(raw):
+    result = normalise_record(raw, source_path="fuzz.json", source_format="json", record_index=0)
+    if isinstance(result, RecordRejection):
+        assert result.reason
+    else:
+        json.dumps(result.metadata, allow_nan=False)
+        json.dumps(result.tags)
