@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.backup import seal_backup
@@ -19,6 +20,13 @@ from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, wr
 from migration_assets.store.database import get_engine
 from migration_assets.store.runs import mark_failed
 from migration_assets.waves import plan_waves
+
+
+def root_cause(error: SerializableErrorInfo) -> str:
+    """The message of the innermost cause (Dagster wraps a step's exception in its own)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 @dataclass
@@ -90,7 +98,7 @@ def run_wave(
         failures = [event for event in result.all_events if event.is_step_failure]
         error = failures[0].message if failures else "run failed"
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            error = failures[0].step_failure_data.error.message.strip()
+            error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error)}"
         # the target itself may be why the run failed; the error is reported either way
         with contextlib.suppress(SQLAlchemyError, LookupError):
             engine = get_engine(database_url)

@@ -195,3 +195,36 @@ def test_the_record_normaliser_never_crashes_and_its_records_are_json_safe(raw):
     else:
         json.dumps(result.metadata, allow_nan=False)
         json.dumps(result.tags)
+
+
+def test_an_embedding_model_that_cannot_load_stops_cleanly_and_the_run_resumes_later(tmp_path, target_url, instance):
+    import dagster as dg
+
+    from migration_assets.assets import ingest, target
+    from migration_assets.partitions import WAVES
+    from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+    from migration_assets.runner import root_cause
+    from migration_assets.waves import plan_waves
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps([{"id": f"e{i}", "title": "T", "content": "enough text to embed " * 40} for i in range(3)]))
+    migration = MigrationResource(source_directory=str(source), backup_directory=str(tmp_path / "bk"))
+    (wave,) = plan_waves(get_engine(target_url), migration.settings())
+    instance.add_dynamic_partitions(WAVES, [wave.partition_key])
+    assets = dg.load_assets_from_modules([ingest, target])
+    broken = {"migration": migration, "target": TargetDatabase(url=target_url), "embedding_model": EmbeddingModel(provider="no-such-model")}
+    failed = dg.materialize(assets, resources=broken, instance=instance, partition_key=wave.partition_key, raise_on_error=False)
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.is_step_failure]
+    assert failure.step_key == "embeddings" and "unknown embedding provider 'no-such-model'" in root_cause(failure.step_failure_data.error)
+    with get_engine(target_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 3  # committed batches stay, consistent
+        assert conn.execute(text("select count(*) from embeddings")).scalar_one() == 0
+    fixed = {**broken, "embedding_model": EmbeddingModel()}
+    resumed = dg.materialize(assets, resources=fixed, instance=instance, partition_key=wave.partition_key)
+    assert resumed.success
+    with get_engine(target_url).connect() as conn:
+        vectors = conn.execute(text("select count(*) from embeddings")).scalar_one()
+        chunks = conn.execute(text("select count(*) from knowledge_items")).scalar_one()
+    assert vectors == chunks > 0
