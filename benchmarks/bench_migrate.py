@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
     ap.add_argument("--parallel", action="store_true", help="migrate with --parallel")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--rerun", action="store_true", help="also time a second, unchanged run")
+    ap.add_argument("--rerun", action="store_true", help="also time a second, unchanged run with --incremental")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "migration-assets-bench")
     ap.add_argument("--postgres-url", default=os.environ.get("MIGRATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
@@ -113,7 +113,7 @@ def main() -> None:
             passes = [("first run", *run_measured(command, env))]
             report = json.loads((run_dir / "backup" / "migration_report.json").read_text())
             if args.rerun:
-                passes.append(("unchanged rerun", *run_measured(command, env)))
+                passes.append(("unchanged incremental rerun", *run_measured([*command, "--incremental"], env)))
         finally:
             if drop:
                 drop()
@@ -130,7 +130,9 @@ def main() -> None:
                     "records_per_s": round(records / wall),
                     "peak_rss_mb": round(rss),
                     "load_records_per_s": round(records / load["seconds"]) if label == "first run" and load["seconds"] else None,
-                    "stage_seconds": {name: figures.get("seconds") for name, figures in report["stages"].items()} if label == "first run" else None,
+                    "stage_seconds": {n: f["seconds"] for n, f in report["stages"].items() if isinstance(f, dict) and "seconds" in f}
+                    if label == "first run"
+                    else None,
                 }
             )
     for row in rows:

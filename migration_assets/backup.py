@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import os
 from collections import Counter
@@ -22,6 +21,7 @@ import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection, Engine, Table, select, update
 
+from migration_assets.sources.discovery import file_sha256 as sha256_file
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import redact_url
 from migration_assets.store.models import (
@@ -152,14 +152,6 @@ def read_journal(path: Path, fernet: Fernet | None) -> Iterator[dict[str, Any]]:
                 except InvalidToken:
                     raise BackupError(f"{path} cannot be decrypted with the key in {KEY_ENV}") from None
             yield json.loads(line)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 STAGE_ORDER = ("content", "knowledge", "embeddings")

@@ -26,6 +26,7 @@ from migration_assets.store.models import (
     table_of,
     utcnow,
 )
+from migration_assets.store.runs import latest_items
 
 CONTENT = table_of(ContentItem)
 KNOWLEDGE = table_of(KnowledgeItem)
@@ -228,13 +229,7 @@ def drifted_files(engine: Engine, source_root: str) -> list[dict[str, Any]]:
     them (rows deleted by hand, say): they must be migrated again, never counted unchanged."""
     if not inspect(engine).has_table(ITEMS.name):
         return []
-    latest = (
-        select(func.max(ITEMS.c.id).label("id"))
-        .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))
-        .where(RUNS.c.source_directory == source_root, RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
-        .group_by(ITEMS.c.source_path)
-        .subquery()
-    )
+    latest = latest_items(source_root)
     present = (
         select(CONTENT.c.source_path, func.count().label("n")).where(CONTENT.c.source_root == source_root).group_by(CONTENT.c.source_path).subquery()
     )

@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, inspect, select, update
+from sqlalchemy import Engine, inspect, select, update
 
 from migration_assets.config import MigrationConfig
 from migration_assets.integrity import drifted_files
 from migration_assets.inventory import FileInventory, SourceDirectoryError
 from migration_assets.sources.discovery import Fingerprints, SourceFile, scan_paths, scan_source
 from migration_assets.store.models import MigrationItem, MigrationRun, MigrationWave, table_of, utcnow
+from migration_assets.store.runs import latest_items
 
 ITEMS = table_of(MigrationItem)
 RUNS = table_of(MigrationRun)
@@ -41,13 +42,7 @@ def tracked_files(engine: Engine, source_root: str) -> dict[str, TrackedFile]:
     """The latest tracked state of every file of ``source_root`` (dry and rolled-back runs ignored)."""
     if not inspect(engine).has_table(ITEMS.name):
         return {}  # a target nothing was migrated to yet
-    latest = (
-        select(func.max(ITEMS.c.id).label("id"))
-        .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))
-        .where(RUNS.c.source_directory == source_root, RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
-        .group_by(ITEMS.c.source_path)
-        .subquery()
-    )
+    latest = latest_items(source_root)
     columns = (ITEMS.c.source_path, ITEMS.c.size, ITEMS.c.mtime, ITEMS.c.sha256, ITEMS.c.status, ITEMS.c.run_id)
     with engine.connect() as conn:
         rows = conn.execute(select(*columns).join(latest, latest.c.id == ITEMS.c.id)).all()

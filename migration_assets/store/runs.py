@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Subquery, func, select, update
 
-from migration_assets.store.models import MigrationRun, table_of, utcnow
+from migration_assets.store.models import MigrationItem, MigrationRun, table_of, utcnow
 
 RUNS = table_of(MigrationRun)
 
@@ -61,4 +61,17 @@ def record_progress(conn: Connection, run_id: str, stage: str, done: int, total:
         return
     conn.execute(
         update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": {"stage": stage, "batches_done": done, "batches": total}})
+    )
+
+
+def latest_items(source_root: str) -> Subquery:
+    """Ids of the latest ``migration_items`` row of every file of ``source_root``, from runs
+    that count (not dry, not rolled back): what the target is believed to hold for each file."""
+    items = table_of(MigrationItem)
+    return (
+        select(func.max(items.c.id).label("id"))
+        .select_from(items.join(RUNS, RUNS.c.id == items.c.run_id))
+        .where(RUNS.c.source_directory == source_root, RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
+        .group_by(items.c.source_path)
+        .subquery()
     )
