@@ -196,18 +196,16 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
         )
         bad: list[dict[str, Any]] = []
         checked = 0
-        last_id = 0
-        scope = select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(_in_run_scope(run_id)))
-        while True:
-            rows = conn.execute(
-                select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, EMBEDDINGS.c.vector)
-                .where(EMBEDDINGS.c.knowledge_item_id.in_(scope), EMBEDDINGS.c.id > last_id)
-                .order_by(EMBEDDINGS.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
+        files = _run_files(run_id)
+        in_scope = (
+            select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, EMBEDDINGS.c.vector)
+            .join(KNOWLEDGE, KNOWLEDGE.c.id == EMBEDDINGS.c.knowledge_item_id)
+            .join(CONTENT, CONTENT.c.id == KNOWLEDGE.c.content_item_id)
+            .join(files, and_(CONTENT.c.source_root == files.c.root, CONTENT.c.source_path == files.c.path))
+        )
+        # one query, streamed: paging it would evaluate the scope join once per page
+        result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(in_scope)
+        for rows in result.partitions():
             checked += len(rows)
             for row in rows:
                 if row.dimension != dimension or row.vector.shape != (dimension,):
