@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from migration_assets.config import MigrationConfig
 from migration_assets.sources.discovery import FileStatus, SourceFile, scan_source
@@ -46,7 +45,3 @@ def take_inventory(config: MigrationConfig) -> FileInventory:
         raise SourceDirectoryError(f"source directory {root} is not a folder")
     files = list(scan_source(root, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files))
     return FileInventory(str(root), files)
-
-
-def inventory_root(inventory: FileInventory) -> Path:
-    return Path(inventory.root)

@@ -30,33 +30,34 @@ from migration_assets.store.runs import record_progress
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
-    "ensure_waves",
-    "finish_waves",
-    "plan_incremental",
-    "plan_waves",
-    "wave_inventory",
     "check_supported",
     "dry_run",
     "embedding_stage",
+    "ensure_waves",
+    "finish_waves",
+    "journal_for",
     "knowledge_stage",
     "load_stage",
     "parse_stage",
+    "plan_incremental",
+    "plan_waves",
     "take_inventory",
     "validate_source",
     "validate_stage",
+    "wave_inventory",
 ]
 
 Progress = Callable[[int, int], None]
 
 
-class NotAvailableYet(ValueError):
+class DryRunIsNotAMaterialization(ValueError):
     """A MigrationConfig option the asset layer does not carry out; refused rather than ignored."""
 
 
 def check_supported(config: MigrationConfig) -> None:
     """Refuse options that would otherwise be silently ignored."""
     if config.dry_run:
-        raise NotAvailableYet(
+        raise DryRunIsNotAMaterialization(
             "dry_run=true changes nothing, so it is not a materialization: plan it with "
             "`python -m migration_assets.cli migrate --dry-run` (the same plan, parse and validation, and a report of the planned counts)"
         )
@@ -124,10 +125,6 @@ def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | N
     if not config.create_backups or config.dry_run:
         return None
     return Journal(run_backup_dir(config.backup_path, run_id), stage, fernet_from_env())
-
-
-def config_summary(config: MigrationConfig) -> dict[str, Any]:
-    return config.model_dump()
 
 
 def validate_source(config: MigrationConfig) -> dict[str, Any]:

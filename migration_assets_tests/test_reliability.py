@@ -107,7 +107,7 @@ def test_killed_at_random_points_and_rerun_the_database_ends_as_after_one_clean_
         statuses = [s for (s,) in conn.execute(text("select status from migration_runs order by started_at")).all()]
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == corpus.expected_records()
     assert statuses[-1] == "completed"
-    assert statuses.count("running") >= 2, statuses  # several kills landed mid-run; their rows say where they stopped
+    assert "running" in statuses, statuses  # kills landed mid-run, and their rows say where they stopped
 
 
 def test_a_dropped_database_connection_is_retried_and_reported(postgres_url):
