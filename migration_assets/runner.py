@@ -100,7 +100,7 @@ def run_wave(
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
             error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error)}"
         # the target itself may be why the run failed; the error is reported either way
-        with contextlib.suppress(SQLAlchemyError, LookupError):
+        with contextlib.suppress(SQLAlchemyError, LookupError, OSError):  # a full disk, say
             engine = get_engine(database_url)
             mark_failed(engine, result.run_id, error or "run failed")
             if config.create_backups:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select, text
@@ -228,3 +229,32 @@ def test_an_embedding_model_that_cannot_load_stops_cleanly_and_the_run_resumes_l
         vectors = conn.execute(text("select count(*) from embeddings")).scalar_one()
         chunks = conn.execute(text("select count(*) from knowledge_items")).scalar_one()
     assert vectors == chunks > 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KB file system, to fill up."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, sqlite_url, tiny_disk, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(20):
+        (source / f"f{i}.json").write_text(json.dumps({"id": f"d{i}", "title": "T", "content": "z" * 20_000}))
+    env = {**os.environ, "DAGSTER_HOME": str(instance.root_directory), "DATABASE_URL": sqlite_url}
+    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--batch-size", "5", "--backup"]
+    full = subprocess.run([*command, str(tiny_disk / "bk")], env=env, capture_output=True, text=True, timeout=120)
+    assert full.returncode == 1 and "No space left on device" in full.stderr
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 0  # nothing half-written
+    roomy = subprocess.run([*command, str(tmp_path / "bk")], env=env, capture_output=True, text=True, timeout=120)
+    assert roomy.returncode == 0, roomy.stderr
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 20
