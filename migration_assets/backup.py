@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import os
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from migration_assets.store.database import redact_url
 from migration_assets.store.models import (
     ContentItem,
     Embedding,
+    JournalTransaction,
     KnowledgeItem,
     LegacyMapping,
     MigrationBackup,
@@ -44,6 +46,7 @@ KEYS = {"content_items": "id", "legacy_mappings": "legacy_id", "knowledge_items"
 RUNS = table_of(MigrationRun)
 WAVES = table_of(MigrationWave)
 BACKUPS = table_of(MigrationBackup)
+JOURNAL_TXS = table_of(JournalTransaction)
 
 
 class BackupError(RuntimeError):
@@ -84,13 +87,25 @@ def run_backup_dir(backup_directory: Path, run_id: str) -> Path:
 class Journal:
     """Append-only journal of one stage of one run: what each write changed, before it commits."""
 
-    def __init__(self, directory: Path, stage: str, fernet: Fernet | None = None) -> None:
+    def __init__(self, directory: Path, stage: str, run_id: str, fernet: Fernet | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{stage}.journal"
+        self.stage = stage
+        self.run_id = run_id
         self.fernet = fernet
         self.counts: Counter[str] = Counter()
+        self.tx = ""
+
+    def open_transaction(self, conn: Connection) -> None:
+        """Call first in every write transaction: the entries that follow count only if this
+        transaction commits (its id is written in the same transaction)."""
+        self.tx = f"{self.stage}:{uuid.uuid4().hex}"
+        conn.execute(JOURNAL_TXS.insert().values(run_id=self.run_id, tx=self.tx))
 
     def _append(self, entry: dict[str, Any]) -> None:
+        if not self.tx:
+            raise RuntimeError("journal entry outside a journaled transaction (call open_transaction first)")
+        entry["tx"] = self.tx
         line = json.dumps(entry, ensure_ascii=False, default=_encode).encode()
         if self.fernet:
             line = self.fernet.encrypt(line)
@@ -170,8 +185,11 @@ def seal_backup(engine: Engine, run_id: str, backup_directory: Path, database_ur
         if not path.exists():
             continue
         counts: Counter[str] = Counter()
+        with engine.connect() as conn:
+            committed = set(conn.execute(select(JOURNAL_TXS.c.tx).where(JOURNAL_TXS.c.run_id == run_id)).scalars())
         for entry in read_journal(path, fernet):
-            counts[f"{entry['table']}.{entry['op']}"] += len(entry.get("keys") or entry.get("rows") or [])
+            if entry.get("tx") in committed:
+                counts[f"{entry['table']}.{entry['op']}"] += len(entry.get("keys") or entry.get("rows") or [])
         totals.update(counts)
         files.append({"stage": stage, "path": str(path), "sha256": sha256_file(path), "size": path.stat().st_size, "changes": dict(counts)})
     info = {
@@ -286,7 +304,9 @@ def run_backup_dir_of(rollback_file: Path, run_id: str) -> Path:
 
 
 def _undo(conn: Connection, info: dict[str, Any], fernet: Fernet | None) -> None:
-    entries = [entry for f in info["files"] for entry in read_journal(Path(f["path"]), fernet)]
+    committed = set(conn.execute(select(JOURNAL_TXS.c.tx).where(JOURNAL_TXS.c.run_id == info["run_id"])).scalars())
+    # entries of a transaction that rolled back (a crash, a retry) describe nothing that happened
+    entries = [entry for f in info["files"] for entry in read_journal(Path(f["path"]), fernet) if entry.get("tx") in committed]
     for entry in reversed(entries):
         table = TABLES[entry["table"]]
         key = table.c[KEYS[entry["table"]]]

@@ -76,6 +76,8 @@ def load_stage(
     counts = LoadCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "content")
+        if journal:
+            journal.open_transaction(conn)
         skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
         counts.files.update(skipped)
         if config.prune_removed and inventory.removed:
@@ -90,6 +92,8 @@ def load_stage(
         def write(files: list[loader.FileLoad] = files, n: int = n) -> LoadCounts:
             with engine.begin() as conn:
                 serialise_writes(conn, "content")
+                if journal:
+                    journal.open_transaction(conn)
                 written = loader.write_batch(
                     conn,
                     run_id,
@@ -124,7 +128,7 @@ def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | N
     """The stage's backup journal, when the run keeps backups."""
     if not config.create_backups or config.dry_run:
         return None
-    return Journal(run_backup_dir(config.backup_path, run_id), stage, fernet_from_env())
+    return Journal(run_backup_dir(config.backup_path, run_id), stage, run_id, fernet_from_env())
 
 
 def validate_source(config: MigrationConfig) -> dict[str, Any]:

@@ -231,3 +231,31 @@ def test_a_tampered_export_is_refused(tmp_path, sqlite_url, instance):
         fh.write(json.dumps({"legacy_id": "smuggled"}) + "\n")
     with pytest.raises(ExportError, match="fails its checksum"):
         import_content(get_engine(f"sqlite:///{tmp_path / 'x.db'}"), tmp_path / "export", "import-x")
+
+
+def test_journal_entries_of_a_transaction_that_rolled_back_are_not_undone(tmp_path, target_url, instance):
+    from migration_assets.backup import Journal, run_backup_dir, seal_backup
+    from migration_assets.store.runs import start_run
+
+    source = write_source(tmp_path / "src")
+    run = materialize(source, tmp_path / "bk", target_url, instance)
+    engine = get_engine(target_url)
+    before = snapshot(target_url)
+    journal = Journal(run_backup_dir(tmp_path / "bk", "later"), "embeddings", "later")
+    start_run(engine, "later", source_directory="x", config={})
+    victims = [row[0] for row in before["embeddings"][:2]]
+    with pytest.raises(RuntimeError), engine.begin() as conn:  # a transaction that fails after journaling
+        journal.open_transaction(conn)
+        journal.before_change(conn, "embeddings", "delete", victims)
+        conn.execute(text("delete from embeddings where id in ({})".format(",".join(map(str, victims)))))
+        raise RuntimeError("the provider failed mid-batch")
+    assert snapshot(target_url) == before
+    with engine.begin() as conn:  # and one that commits
+        journal.open_transaction(conn)
+        journal.before_change(conn, "embeddings", "delete", victims[:1])
+        conn.execute(text(f"delete from embeddings where id = {victims[0]}"))
+    info = seal_backup(engine, "later", tmp_path / "bk", target_url)
+    assert info["counts"] == {"embeddings.delete": 1}
+    rollback(engine, run_backup_dir(tmp_path / "bk", "later") / "rollback_info.json", target_url, confirm=True)
+    assert snapshot(target_url) == before
+    assert run.success

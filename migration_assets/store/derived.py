@@ -62,11 +62,15 @@ def refresh_knowledge_items(
     counts = KnowledgeCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "knowledge")
+        if journal:
+            journal.open_transaction(conn)
         counts.removed_items = prune_short_content_knowledge(conn, min_chars, journal)
     last_id = 0
     while True:
         with engine.begin() as conn:
             serialise_writes(conn, "knowledge")
+            if journal:
+                journal.open_transaction(conn)
             rows = conn.execute(
                 select(CONTENT.c.id, CONTENT.c.title, CONTENT.c.content, CONTENT.c.record_hash)
                 .where(_stale_content(min_chars), CONTENT.c.id > last_id)
@@ -115,6 +119,8 @@ def refresh_embeddings(
     while True:
         with engine.begin() as conn:
             serialise_writes(conn, "embeddings")
+            if journal:
+                journal.open_transaction(conn)
             rows = conn.execute(
                 select(KNOWLEDGE.c.id, KNOWLEDGE.c.text, EMBEDDINGS.c.id.label("embedding_id"))
                 .select_from(joined)

@@ -182,6 +182,16 @@ class RecordWarning(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class JournalTransaction(Base):
+    """A write transaction whose backup journal entries count: committed in the same
+    transaction as the writes, so a rollback undoes exactly what was committed."""
+
+    __tablename__ = "journal_transactions"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tx: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class MigrationWave(Base):
     """A partition of the migration: source files discovered together, migrated by one run.
 
