@@ -225,10 +225,17 @@ def check_incremental(source: str, database_url: str | None, max_file_size: int,
     counts = plan.counts()
     click.echo(
         f"{source_dir}: {counts['new']} new, {counts['changed']} changed, {counts['drifted']} drifted (rows lost in the target), "
-        f"{counts['removed']} removed, {counts['unchanged']} unchanged, {counts['pending']} in waves not yet migrated"
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged, {counts['pending']} in waves not yet migrated, "
+        f"{counts['refused']} unchanged but with records the target refused (retried by migrate --incremental)"
     )
     if verbose:
-        for label, files in (("new", plan.new), ("changed", plan.changed), ("drifted", plan.drifted), ("pending", plan.pending)):
+        for label, files in (
+            ("new", plan.new),
+            ("changed", plan.changed),
+            ("drifted", plan.drifted),
+            ("pending", plan.pending),
+            ("refused", plan.refused),
+        ):
             for f in files:
                 click.echo(f"  [{label}] {f.rel_path}")
         for path in plan.removed:

@@ -153,7 +153,10 @@ def normalise_date(value: Any) -> str | None:
         return None
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        try:
+            return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC time: keep its own text
+            return value.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -231,6 +234,8 @@ def normalise_record(
     if title is None and default_title:
         title = default_title
     legacy_id = normalise_id(fields.get("id")) or f"{source_path}#{record_index}"
+    if fields.get("id") is not None and normalise_id(fields.get("id")) is None:
+        extras["legacy:id"] = fields["id"]  # an id we cannot use (12.5, an object): kept, never dropped
     raw_meta = fields.get("metadata")
     metadata: dict[str, Any] = {}
     for key, value in extras.items():

@@ -151,7 +151,11 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
             engine.dispose()  # nothing migrated yet: plan against an empty target of the same schema
             engine = get_engine(f"sqlite:///{Path(scratch) / 'empty-target.db'}")
         plan = plan_incremental(engine, config)
-        files = plan.to_migrate if config.incremental else plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending
+        files = (
+            plan.to_migrate + plan.refused
+            if config.incremental
+            else plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending + plan.refused
+        )
         inventory = FileInventory(plan.root, sorted(files, key=lambda f: f.rel_path), len(plan.unchanged) if config.incremental else 0, plan.removed)
         scratch_config = config.model_copy(update={"backup_directory": scratch, "dry_run": True})
         validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "dry-run"))

@@ -12,18 +12,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, inspect, select, update
+from sqlalchemy import Engine, exists, inspect, select, update
 
 from migration_assets.config import MigrationConfig
 from migration_assets.integrity import drifted_files
 from migration_assets.inventory import FileInventory, SourceDirectoryError
 from migration_assets.sources.discovery import Fingerprints, SourceFile, scan_paths, scan_source
-from migration_assets.store.models import MigrationItem, MigrationRun, MigrationWave, table_of, utcnow
+from migration_assets.store.models import MigrationItem, MigrationRun, MigrationWave, RejectedRecord, table_of, utcnow
 from migration_assets.store.runs import latest_items
 
 ITEMS = table_of(MigrationItem)
 RUNS = table_of(MigrationRun)
 WAVES = table_of(MigrationWave)
+REJECTED = table_of(RejectedRecord)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TrackedFile:
     sha256: str | None
     status: str
     run_id: str
+    load_rejections: bool = False  # records refused by the target last time: try them again
 
 
 def tracked_files(engine: Engine, source_root: str) -> dict[str, TrackedFile]:
@@ -43,7 +45,12 @@ def tracked_files(engine: Engine, source_root: str) -> dict[str, TrackedFile]:
     if not inspect(engine).has_table(ITEMS.name):
         return {}  # a target nothing was migrated to yet
     latest = latest_items(source_root)
-    columns = (ITEMS.c.source_path, ITEMS.c.size, ITEMS.c.mtime, ITEMS.c.sha256, ITEMS.c.status, ITEMS.c.run_id)
+    refused = (
+        exists()
+        .where(REJECTED.c.run_id == ITEMS.c.run_id, REJECTED.c.source_path == ITEMS.c.source_path, REJECTED.c.stage == "load")
+        .label("load_rejections")
+    )
+    columns = (ITEMS.c.source_path, ITEMS.c.size, ITEMS.c.mtime, ITEMS.c.sha256, ITEMS.c.status, ITEMS.c.run_id, refused)
     with engine.connect() as conn:
         rows = conn.execute(select(*columns).join(latest, latest.c.id == ITEMS.c.id)).all()
     return {row.source_path: TrackedFile(*row) for row in rows if row.status != "removed"}
@@ -70,6 +77,7 @@ class IncrementalPlan:
     unchanged: list[SourceFile] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     pending: list[SourceFile] = field(default_factory=list)  # in waves planned but not yet migrated
+    refused: list[SourceFile] = field(default_factory=list)  # unchanged, but the target refused records
 
     @property
     def to_migrate(self) -> list[SourceFile]:
@@ -83,6 +91,7 @@ class IncrementalPlan:
             "unchanged": len(self.unchanged),
             "removed": len(self.removed),
             "pending": len(self.pending),
+            "refused": len(self.refused),
         }
 
 
@@ -120,6 +129,10 @@ def plan_incremental(engine: Engine, config: MigrationConfig) -> IncrementalPlan
             plan.new.append(source)
         elif source.rel_path in drifted:
             plan.drifted.append(source)
+        elif before.load_rejections and same_file(source, before):
+            # records the target refused (an id held by another file, say): the outcome depended
+            # on the target, not on the file, so a CLI or full run tries them again
+            plan.refused.append(source)
         elif same_file(source, before):
             plan.unchanged.append(source)
         else:
@@ -148,13 +161,15 @@ def plan_waves(
     plan = plan_incremental(engine, config)
     adopted = sorted(f.rel_path for f in plan.pending) if (adopt_pending or not config.incremental) else []
     if config.incremental:
-        files = sorted([f.rel_path for f in plan.to_migrate] + adopted)
+        # the sensor leaves refused files alone (they would make a wave a minute); the CLI retries them
+        retried = [f.rel_path for f in plan.refused] if adopt_pending else []
+        files = sorted([f.rel_path for f in plan.to_migrate] + adopted + retried)
         mode = "incremental"
     else:
-        files = sorted(f.rel_path for f in plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending)
+        files = sorted(f.rel_path for f in plan.new + plan.changed + plan.drifted + plan.unchanged + plan.pending + plan.refused)
         mode = "full"
-    if not files and key is None:
-        return []
+    if not files and key is None and not (config.prune_removed and plan.removed):
+        return []  # nothing to migrate, and nothing removed that we were asked to prune
     size = max_files if key is None and max_files else max(len(files), 1)
     chunks = [files[i : i + size] for i in range(0, len(files), size)] or [[]]
     waves = [
@@ -165,7 +180,7 @@ def plan_waves(
             status="planned",
             files=chunk,
             file_count=len(chunk),
-            unchanged_count=len(plan.unchanged) if mode == "incremental" else 0,
+            unchanged_count=len(plan.unchanged) + (0 if adopt_pending else len(plan.refused)) if mode == "incremental" else 0,
             removed=plan.removed,
             created_at=utcnow(),
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from sqlalchemy import create_engine, text
 
 from migration_assets.config import MigrationConfig
@@ -117,9 +118,20 @@ def instance(tmp_path: Path) -> dg.DagsterInstance:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
+    with dg.instance_for_test(temp_dir=str(home)) as inst, set_defs_state_storage(inst.defs_state_storage):
         yield inst
 
 
 def config_for(source: Path, backup: Path, **overrides: Any) -> MigrationConfig:
     return MigrationConfig(source_directory=str(source), backup_directory=str(backup), **overrides)
+
+
+@pytest.fixture(autouse=True)
+def _forget_disposed_instances() -> Iterator[None]:
+    """Dagster 1.13 remembers the defs-state storage of the last instance used as a context
+    manager in a context variable that outlives it; a later materialize() then fails with
+    "Attempted to resolve undefined DagsterInstance weakref". Each test starts without it."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield

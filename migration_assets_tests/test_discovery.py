@@ -46,3 +46,15 @@ def test_link_loops_terminate_and_real_files_are_listed_once(tmp_path: Path):
     eligible = [p for p, f in files.items() if f.eligible]
     assert eligible == ["d/a.txt"] or eligible == ["alias.txt"]
     assert len(files) == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_crashed(tmp_path: Path):
+    os.close(os.open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.json"), os.O_CREAT | os.O_WRONLY))
+    (listed,) = scan_source(tmp_path, max_file_size=1000)
+    assert listed.rel_path == "caf\\xe9.json" and listed.status is FileStatus.UNREADABLE and "not valid UTF-8" in listed.reason
+
+
+def test_a_long_extension_is_cut_to_the_width_of_the_format_column(tmp_path: Path):
+    (tmp_path / "export.json_2023-01-01_fullcopy").write_text("x")
+    (listed,) = scan_source(tmp_path, max_file_size=1000)
+    assert listed.status is FileStatus.UNSUPPORTED and len(listed.format) <= 20

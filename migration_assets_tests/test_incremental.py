@@ -48,7 +48,7 @@ def test_an_unchanged_source_needs_no_run_and_leaves_the_database_exactly_as_it_
     assert materialize(source, tmp_path / "bk", target_url, instance, incremental=True) is None
     assert database_state(target_url) == before
     counts = plan(source, target_url).counts()
-    assert counts == {"new": 0, "changed": 0, "drifted": 0, "unchanged": len(small_corpus.files), "removed": 0, "pending": 0}
+    assert counts == {"new": 0, "changed": 0, "drifted": 0, "unchanged": len(small_corpus.files), "removed": 0, "pending": 0, "refused": 0}
 
 
 def test_unchanged_files_are_recognised_from_size_and_mtime_without_being_read(source, tmp_path, target_url, instance):
@@ -229,3 +229,32 @@ def test_sensor_and_schedule_are_in_the_definitions_and_start_stopped():
     sensor = defs.resolve_sensor_def("watch_source_directory")
     schedule = defs.resolve_schedule_def("daily_incremental_pass")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED and schedule.cron_schedule == "0 3 * * *"
+
+
+def test_deleted_files_alone_make_a_wave_when_pruning_is_asked(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "keep.txt").write_text("keep")
+    (source / "drop.txt").write_text("drop")
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    (source / "drop.txt").unlink()
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True) is None  # reported, kept
+    pruned = materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True, prune_removed=True)
+    assert pruned.success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(ContentItem.source_path)).scalars().all() == ["keep.txt"]
+
+
+def test_records_the_target_refused_are_retried_by_the_next_cli_run(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "x.json").write_text(json.dumps({"id": "L", "title": "from x"}))
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    (source / "y.json").write_text(json.dumps({"id": "L", "title": "from y"}))
+    (source / "x.json").unlink()
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True).success  # y refused: L belongs to x
+    assert [f.rel_path for f in plan(source, sqlite_url).refused] == ["y.json"]
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True, prune_removed=True).success  # x pruned
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True, adopt_pending=True).success  # y retried
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(ContentItem.source_path, ContentItem.title)).all() == [("y.json", "from y")]

@@ -117,3 +117,19 @@ def test_csv_header_only_is_rejected():
 def test_every_parser_returns_legacy_records():
     records, _ = parse_text("x", "a.txt")
     assert all(isinstance(r, LegacyRecord) for r in records)
+
+
+def test_json_with_an_integer_beyond_python_limits_is_rejected_not_crashed():
+    with pytest.raises(FileRejected, match="malformed JSON"):
+        parse_json('{"id": ' + "9" * 5000 + "}", "huge.json")
+
+
+def test_markdown_body_stays_the_content_when_frontmatter_has_a_description():
+    (record,), _ = parse_markdown("---\ntitle: T\ndescription: A short summary\ncontent: also here\n---\nThe real body.", "d.md")
+    assert record.content == "The real body."
+    assert record.metadata == {"description": "A short summary", "frontmatter:content": "also here"}
+
+
+def test_csv_cells_under_empty_or_repeated_headers_are_kept():
+    (record,), _ = parse_csv("id,title,,title\n1,first,IMPORTANT,second\n", "h.csv")
+    assert record.title == "first" and record.metadata == {"column_3": "IMPORTANT", "title_4": "second"}

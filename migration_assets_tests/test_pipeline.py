@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from sqlalchemy import func, select, text
 
 from migration_assets.assets import ingest, target
@@ -20,20 +21,23 @@ EXPECTED_STATUS = {"valid": "migrated", "invalid": "rejected", "skip": "skipped"
 
 
 def materialize(
-    source: Path, backup: Path, url: str, instance: dg.DagsterInstance, *, key: str | None = None, **config
+    source: Path, backup: Path, url: str, instance: dg.DagsterInstance, *, key: str | None = None, adopt_pending: bool = False, **config
 ) -> dg.ExecuteInProcessResult | None:
     """Plan a wave of ``source`` (as the CLI does) and materialize every asset for it; None when
     an incremental plan finds nothing to do. With ``key``, materialize that partition instead."""
     migration = MigrationResource(source_directory=str(source), backup_directory=str(backup), **config)
     if key is None:
-        waves = plan_waves(get_engine(url), migration.settings())
+        waves = plan_waves(get_engine(url), migration.settings(), adopt_pending=adopt_pending)
         if not waves:
             return None
         key = waves[0].partition_key
     if not instance.has_dynamic_partition(WAVES, key):
         instance.add_dynamic_partitions(WAVES, [key])
     resources = {"migration": migration, "target": TargetDatabase(url=url), "embedding_model": EmbeddingModel()}
-    return dg.materialize(ASSETS, resources=resources, instance=instance, partition_key=key, raise_on_error=False)
+    # Dagster 1.13 looks the instance's defs-state storage up through a context variable that a
+    # disposed instance can leave behind; pin it to this instance for the run
+    with set_defs_state_storage(instance.defs_state_storage):
+        return dg.materialize(ASSETS, resources=resources, instance=instance, partition_key=key, raise_on_error=False)
 
 
 def content_snapshot(url: str) -> list[tuple]:

@@ -59,3 +59,13 @@ def test_hashes_change_with_content_and_not_otherwise():
     assert isinstance(a, LegacyRecord)
     assert a.record_hash == b.record_hash != c.record_hash
     assert a.content_hash != c.content_hash
+
+
+def test_an_unusable_id_is_kept_in_metadata_and_the_record_gets_a_derived_one():
+    record = norm({"id": 12.5, "title": "t"}, index=4)
+    assert record.legacy_id == "a/b.json#4" and record.metadata == {"legacy:id": 12.5}
+
+
+def test_a_date_with_no_utc_equivalent_does_not_crash():
+    record = norm({"title": "t", "created_at": "0001-01-01T00:00:00+05:00"})
+    assert isinstance(record, LegacyRecord) and record.created_at.startswith("0001-01-01")

@@ -13,7 +13,7 @@ from migration_assets.partitions import waves_partitions
 from migration_assets.reports import build_report, peak_rss_mb, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import clean_run_staging
-from migration_assets.store.runs import finish_run, update_stats
+from migration_assets.store.runs import finish_run, start_run, update_stats
 
 GROUP = "migration"
 
@@ -34,8 +34,10 @@ def content_items(
     """The ``content_items`` table: valid records inserted or updated in place (never duplicated),
     with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
     engine = target.engine()
+    config = migration.settings()
+    # a re-execution from this step runs under a new run id: it needs its ledger row too
+    start_run(engine, context.run_id, source_directory=legacy_files.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
     with timed_stage(target, context.run_id, "content_items") as figures:
-        config = migration.settings()
         counts = service.load_stage(
             engine,
             context.run_id,

@@ -20,6 +20,17 @@ def sniff_delimiter(header_line: str) -> str:
         return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
+def _unique_names(header: list[str]) -> list[str]:
+    """Column names as keys: an empty one becomes ``column_N``, a repeated one ``name_N``, so no cell is dropped."""
+    names: list[str] = []
+    for position, name in enumerate(header, start=1):
+        candidate = name or f"column_{position}"
+        if candidate in names:
+            candidate = f"{candidate}_{position}"
+        names.append(candidate)
+    return names
+
+
 def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[RecordRejection]]:
     """One record per data row; a row whose width differs from the header's is rejected alone."""
     if text.startswith("\ufeff"):
@@ -34,6 +45,7 @@ def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Record
         header = [h.strip() for h in next(reader)]
         if not any(header):
             raise FileRejected("CSV header row is empty")
+        header = _unique_names(header)
         for index, row in enumerate(reader):
             if not any(cell.strip() for cell in row):
                 continue
@@ -41,7 +53,7 @@ def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Record
                 reason = f"row {index + 1} has {len(row)} fields, the header has {len(header)}"
                 rejections.append(RecordRejection(rel_path, index, reason, raw="\x1f".join(row)[:500]))
                 continue
-            fields = {name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True) if name}
+            fields = {name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)}
             result = normalise_record(fields, source_path=rel_path, source_format="csv", record_index=index)
             (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
     except csv.Error as exc:

@@ -53,7 +53,7 @@ class SourceFile:
 
 def format_of(name: str) -> str:
     suffix = os.path.splitext(name)[1].lower()
-    return FORMATS.get(suffix, suffix.lstrip(".") or "none")
+    return FORMATS.get(suffix, suffix.lstrip(".")[:20] or "none")  # 20: the width of the format columns
 
 
 def file_sha256(path: Path) -> str:
@@ -159,6 +159,11 @@ def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True
     """Every file under ``root``, fingerprinted, with its eligibility and the reason if not."""
     root = root.resolve()
     for path, status, problem in _walk(root):
+        rel = path.relative_to(root).as_posix()
+        if any("\udc80" <= ch <= "\udcff" for ch in rel):  # bytes that are not UTF-8, smuggled in by os.fsdecode
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            yield SourceFile(shown, format_of(shown), 0, 0.0, None, FileStatus.UNREADABLE, "file name is not valid UTF-8; rename it to migrate it")
+            continue
         if status is not FileStatus.ELIGIBLE:
             yield SourceFile(path.relative_to(root).as_posix(), format_of(path.name), 0, 0.0, None, status, problem)
             continue

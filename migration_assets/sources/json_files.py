@@ -35,6 +35,8 @@ def _load(text: str) -> Any:
         raise FileRejected(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise FileRejected("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise FileRejected(f"malformed JSON: {exc}") from None
 
 
 def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str) -> Parsed:
@@ -83,6 +85,8 @@ def parse_jsonl(text: str, rel_path: str) -> Parsed:
             rejections.append(RecordRejection(rel_path, lineno, f"malformed JSON on line {lineno}: {exc.msg}", raw=line[:500]))
         except RecursionError:
             rejections.append(RecordRejection(rel_path, lineno, f"JSON on line {lineno} nested too deeply", raw=line[:500]))
+        except ValueError as exc:
+            rejections.append(RecordRejection(rel_path, lineno, f"JSON on line {lineno} cannot be read: {exc}", raw=line[:500]))
     if not items and not rejections:
         raise FileRejected("empty file")
     records, more = _collect(items, rel_path, "jsonl")

@@ -102,8 +102,11 @@ def parse_markdown(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[R
         raise FileRejected("empty file")
     text = text.replace("\r\n", "\n")
     meta, body = _split_frontmatter(text)
-    fields: dict[str, Any] = dict(meta)
-    fields["content"] = body.strip("\n")
+    # the body is the content: frontmatter fields that mean "content" (description, text, body)
+    # come after it, so they are kept in metadata instead of replacing it
+    fields: dict[str, Any] = {"content": body.strip("\n"), **{k: v for k, v in meta.items() if str(k).strip().lower() != "content"}}
+    if "content" in meta:
+        fields["frontmatter:content"] = meta["content"]
     default_title = first_heading(body) or PurePosixPath(rel_path).stem
     record = normalise_record(fields, source_path=rel_path, source_format="markdown", record_index=0, default_title=default_title)
     if isinstance(record, RecordRejection):

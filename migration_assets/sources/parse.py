@@ -58,4 +58,7 @@ def parse_file(root: Path, source: SourceFile) -> ParsedFile:
         outcome.error = str(exc)
     except RecursionError:
         outcome.error = "content nested too deeply to parse"
+    except Exception as exc:  # noqa: BLE001 - a backstop: bad input rejects its file, never the run
+        outcome.records, outcome.rejections = [], []
+        outcome.error = f"cannot be parsed ({type(exc).__name__}: {exc})"
     return outcome
