@@ -49,3 +49,15 @@ def test_record_assets_show_their_pandera_schema():
         columns = {c.name for c in node.metadata["dagster/column_schema"].columns}
         assert {"legacy_id", "title", "content", "url", "created_at", "tags"} <= columns
         assert node.assets_def.op.outs["result"].dagster_type.display_name == schema_name
+
+
+def test_the_workspace_file_loads_the_code_location():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    dagster = Path(sys.executable).parent / "dagster"
+    done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr
