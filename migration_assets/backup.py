@@ -26,27 +26,15 @@ from migration_assets.sources.discovery import file_sha256 as sha256_file
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import redact_url
 from migration_assets.store.models import (
-    ContentItem,
-    Embedding,
-    JournalTransaction,
-    KnowledgeItem,
-    LegacyMapping,
-    MigrationBackup,
-    MigrationRun,
-    MigrationWave,
-    table_of,
     utcnow,
 )
+from migration_assets.store.tables import BACKUPS, CONTENT, EMBEDDINGS, JOURNAL_TXS, KNOWLEDGE, MAPPINGS, RUNS, WAVES
 
 KEY_ENV = "MIGRATION_BACKUP_KEY"
 BACKUPS_FOLDER = "backups"
 ROLLBACK_FILE = "rollback_info.json"
-TABLES: dict[str, Table] = {t.name: t for t in map(table_of, (ContentItem, LegacyMapping, KnowledgeItem, Embedding))}
+TABLES: dict[str, Table] = {t.name: t for t in (CONTENT, MAPPINGS, KNOWLEDGE, EMBEDDINGS)}
 KEYS = {"content_items": "id", "legacy_mappings": "legacy_id", "knowledge_items": "id", "embeddings": "id"}
-RUNS = table_of(MigrationRun)
-WAVES = table_of(MigrationWave)
-BACKUPS = table_of(MigrationBackup)
-JOURNAL_TXS = table_of(JournalTransaction)
 
 
 class BackupError(RuntimeError):

@@ -15,27 +15,11 @@ from sqlalchemy import Engine, and_, func, inspect, select
 
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import (
-    ContentItem,
-    DataIntegrityCheck,
-    Embedding,
-    KnowledgeItem,
-    LegacyMapping,
-    MigrationItem,
-    MigrationRun,
-    RejectedRecord,
-    table_of,
     utcnow,
 )
 from migration_assets.store.runs import latest_items
+from migration_assets.store.tables import CHECKS, CONTENT, EMBEDDINGS, ITEMS, KNOWLEDGE, MAPPINGS, REJECTED, RUNS
 
-CONTENT = table_of(ContentItem)
-KNOWLEDGE = table_of(KnowledgeItem)
-EMBEDDINGS = table_of(Embedding)
-MAPPINGS = table_of(LegacyMapping)
-ITEMS = table_of(MigrationItem)
-REJECTED = table_of(RejectedRecord)
-RUNS = table_of(MigrationRun)
-CHECKS = table_of(DataIntegrityCheck)
 EXAMPLES = 20
 
 

@@ -18,14 +18,8 @@ from migration_assets.store.models import (
     ContentItem,
     Embedding,
     KnowledgeItem,
-    MigrationBackup,
-    MigrationItem,
-    MigrationRun,
-    MigrationWave,
-    RecordWarning,
-    RejectedRecord,
-    table_of,
 )
+from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNINGS, WAVES
 
 
 def peak_rss_mb() -> float:
@@ -45,10 +39,10 @@ FILE_STATUSES = ("migrated", "skipped", "rejected")
 
 
 def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
-    items = table_of(MigrationItem)
-    rejected = table_of(RejectedRecord)
+    items = ITEMS
+    rejected = REJECTED
     with engine.connect() as conn:
-        run = conn.execute(select(table_of(MigrationRun)).where(table_of(MigrationRun).c.id == run_id)).mappings().first()
+        run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).mappings().first()
         if run is None:
             raise LookupError(f"no migration run {run_id!r} in the target database")
         files = conn.execute(select(items).where(items.c.run_id == run_id).order_by(items.c.source_path)).mappings().all()
@@ -58,11 +52,9 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
             .all()
         )
         keys = [k for k in (run["partition_key"] or "").split(",") if k]
-        waves = conn.execute(select(table_of(MigrationWave)).where(table_of(MigrationWave).c.partition_key.in_(keys))).mappings().all()
-        backup_rows = conn.execute(select(table_of(MigrationBackup)).where(table_of(MigrationBackup).c.run_id == run_id)).mappings().all()
-        warning_rows = conn.execute(
-            select(table_of(RecordWarning)).where(table_of(RecordWarning).c.run_id == run_id).order_by(table_of(RecordWarning).c.id)
-        ).mappings()
+        waves = conn.execute(select(WAVES).where(WAVES.c.partition_key.in_(keys))).mappings().all()
+        backup_rows = conn.execute(select(BACKUPS).where(BACKUPS.c.run_id == run_id)).mappings().all()
+        warning_rows = conn.execute(select(WARNINGS).where(WARNINGS.c.run_id == run_id).order_by(WARNINGS.c.id)).mappings()
         warnings = [{"path": w["source_path"], "index": w["record_index"], "reason": w["reason"]} for w in warning_rows]
         in_target = {
             "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,15 +41,12 @@ def read_batch(path: str | Path) -> Any:
 
 @dataclass
 class StagedBatches:
-    """A handle to the batch files one stage wrote, in order, with summary counts."""
+    """A handle to the batch files one stage wrote, in order, with summary counts; read each
+    with ``read_batch``."""
 
     directory: str
     files: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-
-    def __iter__(self) -> Iterator[Any]:
-        for path in self.files:
-            yield read_batch(path)
 
     def __len__(self) -> int:
         return len(self.files)

@@ -17,11 +17,10 @@ from sqlalchemy import Engine, select
 from migration_assets.backup import sha256_file
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import redact_url, serialise_writes
-from migration_assets.store.loader import existing_items
-from migration_assets.store.models import ContentItem, LegacyMapping, table_of, utcnow
+from migration_assets.store.loader import existing_items, map_inserted_items
+from migration_assets.store.models import utcnow
+from migration_assets.store.tables import CONTENT
 
-CONTENT = table_of(ContentItem)
-MAPPINGS = table_of(LegacyMapping)
 CONTENT_FILE = "content_items.jsonl"
 MANIFEST_FILE = "manifest.json"
 EXPORTED = [c.key for c in CONTENT.columns if c.key not in ("id", "run_id")]
@@ -121,19 +120,5 @@ def _import_batch(engine: Engine, rows: list[dict[str, Any]], run_id: str, count
                 counts.updated += 1
         if new:
             bulk_insert(conn, CONTENT, new)
-            ids = existing_items(conn, [r["legacy_id"] for r in new])
-            bulk_insert(
-                conn,
-                MAPPINGS,
-                [
-                    {
-                        "legacy_id": r["legacy_id"],
-                        "content_item_id": ids[r["legacy_id"]].id,
-                        "source_path": r["source_path"],
-                        "run_id": run_id,
-                        "created_at": utcnow(),
-                    }
-                    for r in new
-                ],
-            )
+            map_inserted_items(conn, new, run_id, utcnow())
             counts.inserted += len(new)

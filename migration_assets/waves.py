@@ -18,13 +18,9 @@ from migration_assets.config import MigrationConfig
 from migration_assets.integrity import drifted_files
 from migration_assets.inventory import FileInventory, SourceDirectoryError
 from migration_assets.sources.discovery import Fingerprints, SourceFile, scan_paths, scan_source
-from migration_assets.store.models import MigrationItem, MigrationRun, MigrationWave, RejectedRecord, table_of, utcnow
+from migration_assets.store.models import MigrationWave, utcnow
 from migration_assets.store.runs import latest_items
-
-ITEMS = table_of(MigrationItem)
-RUNS = table_of(MigrationRun)
-WAVES = table_of(MigrationWave)
-REJECTED = table_of(RejectedRecord)
+from migration_assets.store.tables import ITEMS, REJECTED, WAVES
 
 
 @dataclass(frozen=True)

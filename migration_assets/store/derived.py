@@ -15,11 +15,7 @@ from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import serialise_writes
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, table_of
-
-CONTENT = table_of(ContentItem)
-KNOWLEDGE = table_of(KnowledgeItem)
-EMBEDDINGS = table_of(Embedding)
+from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 
 
 @dataclass

@@ -21,13 +21,8 @@ from migration_assets.records import LegacyRecord, RecordRejection, clean_text, 
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert
-from migration_assets.store.models import ContentItem, LegacyMapping, MigrationItem, RecordWarning, RejectedRecord, table_of
+from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 
-CONTENT = table_of(ContentItem)
-MAPPINGS = table_of(LegacyMapping)
-ITEMS = table_of(MigrationItem)
-REJECTED = table_of(RejectedRecord)
-WARNINGS = table_of(RecordWarning)
 _IN_CHUNK = 500
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED, FileStatus.MISSING}
 
@@ -115,6 +110,23 @@ class ExistingItem:
     source_root: str
     source_path: str
     record_hash: str
+
+
+def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> dict[str, int]:
+    """Give content rows just inserted their ``legacy_mappings``; returns ``legacy_id → content item id``."""
+    ids = {legacy_id: item.id for legacy_id, item in existing_items(conn, [row["legacy_id"] for row in rows]).items()}
+    mappings = [
+        {
+            "legacy_id": row["legacy_id"],
+            "content_item_id": ids[row["legacy_id"]],
+            "source_path": row["source_path"],
+            "run_id": run_id,
+            "created_at": now,
+        }
+        for row in rows
+    ]
+    bulk_insert(conn, MAPPINGS, mappings)
+    return ids
 
 
 def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str], journal: Journal | None = None) -> int:
@@ -300,21 +312,10 @@ def write_batch(
                 per_file[record.source_path]["inserted"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
             inserted = [row for position, row in enumerate(new_rows) if position not in refused]
-            ids = existing_items(conn, [row["legacy_id"] for row in inserted])
+            ids = map_inserted_items(conn, inserted, run_id, now)
             if journal:
-                journal.inserted("content_items", [ids[row["legacy_id"]].id for row in inserted])
+                journal.inserted("content_items", [ids[row["legacy_id"]] for row in inserted])
                 journal.inserted("legacy_mappings", [row["legacy_id"] for row in inserted])
-            mappings = [
-                {
-                    "legacy_id": row["legacy_id"],
-                    "content_item_id": ids[row["legacy_id"]].id,
-                    "source_path": row["source_path"],
-                    "run_id": run_id,
-                    "created_at": now,
-                }
-                for row in inserted
-            ]
-            bulk_insert(conn, MAPPINGS, mappings)
         if changed_rows:
             if journal:
                 journal.before_change(conn, "content_items", "update", [row["_id"] for row in changed_rows])

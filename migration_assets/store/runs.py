@@ -6,9 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Subquery, func, select, update
 
-from migration_assets.store.models import MigrationItem, MigrationRun, table_of, utcnow
-
-RUNS = table_of(MigrationRun)
+from migration_assets.store.models import utcnow
+from migration_assets.store.tables import ITEMS, RUNS
 
 
 def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None) -> None:
@@ -67,11 +66,10 @@ def record_progress(conn: Connection, run_id: str, stage: str, done: int, total:
 def latest_items(source_root: str) -> Subquery:
     """Ids of the latest ``migration_items`` row of every file of ``source_root``, from runs
     that count (not dry, not rolled back): what the target is believed to hold for each file."""
-    items = table_of(MigrationItem)
     return (
-        select(func.max(items.c.id).label("id"))
-        .select_from(items.join(RUNS, RUNS.c.id == items.c.run_id))
+        select(func.max(ITEMS.c.id).label("id"))
+        .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))
         .where(RUNS.c.source_directory == source_root, RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
-        .group_by(items.c.source_path)
+        .group_by(ITEMS.c.source_path)
         .subquery()
     )

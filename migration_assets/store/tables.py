@@ -1,0 +1,30 @@
+"""The Core tables behind the models, typed as tables: one handle each, for bulk statements."""
+
+from migration_assets.store.models import (
+    ContentItem,
+    DataIntegrityCheck,
+    Embedding,
+    JournalTransaction,
+    KnowledgeItem,
+    LegacyMapping,
+    MigrationBackup,
+    MigrationItem,
+    MigrationRun,
+    MigrationWave,
+    RecordWarning,
+    RejectedRecord,
+    table_of,
+)
+
+CONTENT = table_of(ContentItem)
+KNOWLEDGE = table_of(KnowledgeItem)
+EMBEDDINGS = table_of(Embedding)
+MAPPINGS = table_of(LegacyMapping)
+RUNS = table_of(MigrationRun)
+ITEMS = table_of(MigrationItem)
+REJECTED = table_of(RejectedRecord)
+WARNINGS = table_of(RecordWarning)
+CHECKS = table_of(DataIntegrityCheck)
+BACKUPS = table_of(MigrationBackup)
+WAVES = table_of(MigrationWave)
+JOURNAL_TXS = table_of(JournalTransaction)
