@@ -21,7 +21,7 @@ from migration_assets.sources.errors import FileRejected
 from migration_assets.sources.json_files import parse_json, parse_jsonl
 from migration_assets.sources.markdown import parse_markdown
 from migration_assets.sources.text import parse_text
-from migration_assets.store.database import get_engine, normalise_url
+from migration_assets.store.database import create_target_engine, get_engine, normalise_url
 from migration_assets.store.models import ContentItem, KnowledgeItem
 from migration_assets.store.retry import retry_transient
 from migration_assets_tests.conftest import make_corpus
@@ -127,6 +127,43 @@ def test_a_dropped_database_connection_is_retried_and_reported(postgres_url):
     assert retry_transient(work, base_delay=0.05, on_retry=lambda n, exc: retries.append(n)) == 0
     admin.dispose()
     assert retries == [1] and len(attempts) == 2 and attempts[0] != attempts[1]
+
+
+HOG = """
+import sys
+from sqlalchemy import text
+from migration_assets.store.database import create_target_engine
+engine = create_target_engine(sys.argv[1])
+for n in range(int(sys.argv[2])):
+    with engine.begin() as conn:  # back to back: the gap between two is a few microseconds
+        conn.execute(text("insert into t (writer) values (:w)"), [{"w": "hog"}] * 3000)
+"""
+
+
+def test_a_sqlite_writer_is_not_starved_by_another_process_writing_back_to_back(tmp_path):
+    """SQLite's busy handler polls: without a queue, a run whose writes come batch after batch
+    holds the write lock until it ends, and the other run fails with "database is locked"."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    engine = create_target_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("create table t (id integer primary key, writer text)"))
+    hog = subprocess.Popen([sys.executable, "-c", HOG, url, "400"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and hog.poll() is None:
+        with engine.connect() as conn:
+            if conn.execute(text("select count(*) from t")).scalar_one():
+                break
+        time.sleep(0.01)
+    for _ in range(20):
+        with engine.begin() as conn:
+            conn.execute(text("insert into t (writer) values ('other')"))
+    assert hog.wait(timeout=300) == 0, hog.stderr.read()
+    with engine.connect() as conn:
+        last_other, last_hog, hog_rows = conn.execute(
+            text("select max(case when writer = 'other' then id end), max(case when writer = 'hog' then id end), sum(writer = 'hog') from t")
+        ).one()
+    assert hog_rows == 400 * 3000
+    assert last_other < last_hog, "the other writer had to wait for the hog to finish"
 
 
 def test_a_read_only_target_stops_the_run_with_a_clear_message(tmp_path, instance):

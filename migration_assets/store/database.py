@@ -7,6 +7,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from migration_assets.store import writelock
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -41,9 +43,37 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 
 
 def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
-    # IMMEDIATE takes the write lock up front: concurrent writers queue (busy_timeout) instead
-    # of failing when a read-then-write transaction is overtaken.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # IMMEDIATE takes the write lock up front: concurrent writers queue instead of failing when
+    # a read-then-write transaction is overtaken. They queue on the file lock of writelock.py
+    # first, so that a run writing batch after batch cannot starve another one.
+    database = connection.engine.url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        writelock.acquire(connection.info, database)
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        writelock.release(connection.info)
+        raise
+
+
+def _sqlite_end(connection) -> None:  # type: ignore[no-untyped-def]
+    # fired just before COMMIT / ROLLBACK: the next writer's BEGIN IMMEDIATE waits out the
+    # commit itself in SQLite's busy handler (busy_timeout), a matter of milliseconds
+    writelock.release(connection.info)
+
+
+def _sqlite_pool_release(_dbapi_connection, record, *_args) -> None:  # type: ignore[no-untyped-def]
+    writelock.release(record.info)  # a connection returned, reset or dropped mid-transaction
+
+
+def _listen_sqlite(engine: Engine, *, writes: bool) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas)
+    if writes:
+        event.listen(engine, "begin", _sqlite_begin)
+        for name in ("commit", "rollback"):
+            event.listen(engine, name, _sqlite_end)
+        for name in ("reset", "invalidate", "close"):
+            event.listen(engine, name, _sqlite_pool_release)
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -54,12 +84,18 @@ def get_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url in _ENGINES:
         return _ENGINES[url]
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+    engine = create_target_engine(url)
     upgrade_schema(engine)
     _ENGINES[url] = engine
+    return engine
+
+
+def create_target_engine(url: str) -> Engine:
+    """A new engine for ``url`` (normalised), SQLite configured for concurrent runs; neither
+    cached nor upgraded: ``get_engine`` is the one to use."""
+    engine = create_engine(normalise_url(url), pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        _listen_sqlite(engine, writes=True)
     return engine
 
 
@@ -74,7 +110,7 @@ def readonly_engine(url: str) -> Engine:
         url = "sqlite://"
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        _listen_sqlite(engine, writes=False)
     return engine
 
 
@@ -103,7 +139,7 @@ def serialise_writes(conn: Connection, scope: str) -> None:
 
     PostgreSQL: a transaction-level advisory lock, one per scope, so concurrent runs neither
     duplicate nor deadlock. SQLite: every write transaction already holds the database's write
-    lock from its start (``BEGIN IMMEDIATE``).
+    lock from its start (``BEGIN IMMEDIATE``, queued fairly by ``writelock``).
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("select pg_advisory_xact_lock(hashtext(:scope))"), {"scope": f"migration_assets:{scope}"})
