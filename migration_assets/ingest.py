@@ -1,7 +1,9 @@
 """Parsing and validation stages: source files → staged record batches → validation verdicts.
 
-Both stages stream: parsed records go to batch files on disk (``staging``), and validation
-reads them back one batch at a time, optionally in a process pool.
+Both stages stream: parsed records go to batch files on disk (``staging``). The schema check
+of a batch runs in the worker that parsed it, while its records are in memory, and its
+verdicts go to a small file beside the batch; the validation stage reads only those verdict
+files, applies the policy (``validate_data``) and catches duplicate ids across batches.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from migration_assets.config import MigrationConfig
 from migration_assets.inventory import FileInventory
 from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
-from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch
+from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch, write_file
 from migration_assets.store.loader import FileLoad
 from migration_assets.validation import DUPLICATE_IN_BATCH, validate_records
 
@@ -40,10 +42,6 @@ def batched(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def workers_for(config: MigrationConfig) -> int:
-    return config.max_workers if config.parallel_processing else 1
-
-
 @dataclass
 class BatchSummary:
     path: str
@@ -54,10 +52,33 @@ class BatchSummary:
     formats: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass
+class BatchVerdicts:
+    """The schema's verdicts on one staged batch: failures by (source path, record index), and
+    every record's (legacy_id, source path, record index) in order."""
+
+    failures: dict[tuple[str, int], list[str]]
+    ids: list[tuple[str, str, int]]
+
+
+def verdicts_path(batch_path: str | Path) -> Path:
+    return Path(batch_path).with_suffix(".verdicts.pickle")
+
+
+def check_batch(batch: ParsedBatch) -> BatchVerdicts:
+    """Validate one batch's records in a single schema call."""
+    records = [record for _, parsed in batch for record in parsed.records]
+    failures = validate_records(records)
+    verdicts = {(records[i].source_path, records[i].record_index): reasons for i, reasons in failures.items()}
+    return BatchVerdicts(verdicts, [(r.legacy_id, r.source_path, r.record_index) for r in records])
+
+
 def parse_batch(root: str, directory: str, batch_no: int, sources: list[SourceFile]) -> BatchSummary:
-    """Parse a batch of files and stage the result; returns only the summary (cheap to pass back)."""
+    """Parse a batch of files, check it against the schema and stage both; returns only the
+    summary (cheap to pass back)."""
     batch: ParsedBatch = [(source, parse_file(Path(root), source)) for source in sources]
     path = write_batch(Path(directory), batch_no, batch)
+    write_file(verdicts_path(path), check_batch(batch))
     summary = BatchSummary(str(path), files=len(batch))
     for _, parsed in batch:
         summary.records += len(parsed.records)
@@ -75,7 +96,7 @@ def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, 
     totals: Counter[str] = Counter()
     formats: Counter[str] = Counter()
     jobs = [(inventory.root, str(directory), n, sources) for n, sources in enumerate(batches)]
-    for n, summary in enumerate(map_batches(parse_batch, jobs, workers_for(config)), start=1):
+    for n, summary in enumerate(map_batches(parse_batch, jobs, config.worker_processes), start=1):
         staged.files.append(summary.path)
         totals.update(files=summary.files, records=summary.records, parse_rejected=summary.rejected, failed_files=summary.failed_files)
         formats.update(summary.formats)
@@ -112,14 +133,13 @@ def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, 
     return by_file
 
 
-def validate_batch(path: str) -> tuple[dict[tuple[str, int], list[str]], list[tuple[str, str, int]]]:
-    """Validate one staged batch in a single schema call; return failures and the ids in order."""
-    batch: ParsedBatch = read_batch(path)
-    records = [record for _, parsed in batch for record in parsed.records]
-    failures = validate_records(records)
-    verdicts = {(records[i].source_path, records[i].record_index): reasons for i, reasons in failures.items()}
-    ids = [(r.legacy_id, r.source_path, r.record_index) for r in records]
-    return verdicts, ids
+def batch_verdicts(path: str) -> BatchVerdicts:
+    """The verdicts staged beside a parsed batch (a batch staged without them is checked now)."""
+    try:
+        verdicts: BatchVerdicts = read_batch(verdicts_path(path))
+    except FileNotFoundError:
+        return check_batch(read_batch(path))
+    return verdicts
 
 
 # Failures that no setting lets through: the target cannot hold two records under one id.
@@ -127,12 +147,15 @@ BLOCKING_ALWAYS = ("duplicate legacy_id",)
 
 
 def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedRecords:
-    """Validate every staged batch; duplicate legacy ids across batches are caught here too."""
+    """Apply the schema's verdicts on every staged batch (``validate_data`` decides whether a
+    failure blocks the record or is only a warning); duplicate legacy ids across batches are
+    caught here."""
     result = ValidatedRecords(parsed)
     first_seen: dict[str, str] = {}
     valid = invalid = warned = 0
-    jobs = [(path,) for path in parsed.files]
-    for batch_no, (verdicts, ids) in enumerate(map_batches(validate_batch, jobs, workers_for(config))):
+    for batch_no, path in enumerate(parsed.files):
+        checked = batch_verdicts(path)
+        verdicts, ids = checked.failures, checked.ids
         for legacy_id, rel, index in ids:
             # the first valid record with an id wins; later ones name it (the schema's own
             # uniqueness check only sees one batch)

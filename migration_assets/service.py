@@ -119,9 +119,11 @@ def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journa
     )
 
 
-def embedding_stage(engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None) -> EmbeddingCounts:
+def embedding_stage(
+    engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None, *, workers: int = 1
+) -> EmbeddingCounts:
     chosen = provider or get_provider()
-    return retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal))
+    return retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal, workers=workers))
 
 
 def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | None:

@@ -21,10 +21,14 @@ def staging_dir(backup_directory: Path, run_id: str, stage: str) -> Path:
 
 def write_batch(directory: Path, batch_no: int, batch: Any) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"batch-{batch_no:06d}.pickle"
-    tmp = path.with_suffix(".tmp")
+    return write_file(directory / f"batch-{batch_no:06d}.pickle", batch)
+
+
+def write_file(path: Path, value: Any) -> Path:
+    """Stage ``value`` at ``path``, atomically (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        pickle.dump(batch, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
     return path
 

@@ -86,8 +86,10 @@ def parsed_records(
 def validated_records(
     context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, parsed_records: StagedBatches
 ) -> dg.Output[ValidatedRecords]:
-    """Parsed records checked against the LegacyRecord schema, batch by batch; every failing
-    record is kept with its reasons and does not go on (unless validate_data is off)."""
+    """Parsed records checked against the LegacyRecord schema, batch by batch (the check runs in
+    the worker that parsed the batch, while its records are in memory); every failing record is
+    kept with its reasons and does not go on (unless validate_data is off), and a legacy id seen
+    in an earlier batch is refused here."""
     with timed_stage(target, context.run_id, "validated_records") as figures:
         validated = service.validate_stage(migration.settings(), parsed_records)
         figures.update(validated.counts)

@@ -92,8 +92,9 @@ def embeddings(
     provider = embedding_model.load()
     engine = target.engine()
     with timed_stage(target, context.run_id, "embeddings") as figures:
-        journal = service.journal_for(migration.settings(), context.run_id, "embeddings")
-        counts = service.embedding_stage(engine, context.run_id, provider, journal)
+        config = migration.settings()
+        journal = service.journal_for(config, context.run_id, "embeddings")
+        counts = service.embedding_stage(engine, context.run_id, provider, journal, workers=config.worker_processes)
         figures.update(dataclasses.asdict(counts))
     results = [integrity.check_relationships(engine), integrity.check_embeddings(engine, context.run_id, dimension=provider.dimension)]
     integrity.record_results(engine, context.run_id, results)

@@ -7,12 +7,16 @@ rebuilt, so rerunning them is always safe and converges.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, Engine, Join, and_, delete, exists, or_, select
 
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
+from migration_assets.embeddings.pool import embedder
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
@@ -105,46 +109,79 @@ def refresh_knowledge_items(
 
 
 def refresh_embeddings(
-    engine: Engine, run_id: str, provider: EmbeddingProvider, *, batch_size: int = 1000, journal: Journal | None = None
+    engine: Engine, run_id: str, provider: EmbeddingProvider, *, batch_size: int = 1000, journal: Journal | None = None, workers: int = 1
 ) -> EmbeddingCounts:
-    """Embed every knowledge chunk without a vector from ``provider``; one transaction per batch."""
+    """Embed every knowledge chunk without a vector from ``provider``; one transaction per batch.
+
+    Batches are read ahead and embedded in ``workers`` processes while the previous batch is
+    written; each write re-checks, in its own transaction, which of its chunks still lack a
+    vector (a concurrent run may have embedded or replaced some meanwhile)."""
     counts = EmbeddingCounts()
-    joined = KNOWLEDGE.outerjoin(EMBEDDINGS, EMBEDDINGS.c.knowledge_item_id == KNOWLEDGE.c.id)
-    missing = or_(EMBEDDINGS.c.id.is_(None), EMBEDDINGS.c.model != provider.name)
     last_id = 0
-    while True:
-        with engine.begin() as conn:
-            serialise_writes(conn, "embeddings")
+    exhausted = False
+    pending: deque[tuple[list[int], Future[np.ndarray]]] = deque()
+    with embedder(provider, workers) as embed_async:
+        while pending or not exhausted:
+            if not exhausted and len(pending) <= workers:
+                with engine.connect() as conn:
+                    rows = conn.execute(
+                        select(KNOWLEDGE.c.id, KNOWLEDGE.c.text)
+                        .select_from(_with_embeddings())
+                        .where(_missing_vector(provider), KNOWLEDGE.c.id > last_id)
+                        .order_by(KNOWLEDGE.c.id)
+                        .limit(batch_size)
+                    ).all()
+                if rows:
+                    last_id = rows[-1].id
+                    pending.append(([r.id for r in rows], embed_async([r.text for r in rows])))
+                else:
+                    exhausted = True
+                continue
+            chunk_ids, vectors = pending.popleft()
+            _write_vectors(engine, run_id, provider, chunk_ids, vectors.result(), journal, counts)
+    return counts
+
+
+def _with_embeddings() -> Join:
+    return KNOWLEDGE.outerjoin(EMBEDDINGS, EMBEDDINGS.c.knowledge_item_id == KNOWLEDGE.c.id)
+
+
+def _missing_vector(provider: EmbeddingProvider) -> ColumnElement[bool]:
+    return or_(EMBEDDINGS.c.id.is_(None), EMBEDDINGS.c.model != provider.name)
+
+
+def _write_vectors(
+    engine: Engine,
+    run_id: str,
+    provider: EmbeddingProvider,
+    chunk_ids: list[int],
+    vectors: np.ndarray,
+    journal: Journal | None,
+    counts: EmbeddingCounts,
+) -> None:
+    with engine.begin() as conn:
+        serialise_writes(conn, "embeddings")
+        if journal:
+            journal.open_transaction(conn)
+        found = conn.execute(
+            select(KNOWLEDGE.c.id, EMBEDDINGS.c.id.label("embedding_id"))
+            .select_from(_with_embeddings())
+            .where(_missing_vector(provider), KNOWLEDGE.c.id.in_(chunk_ids))
+        ).all()
+        still_missing = {row.id: row.embedding_id for row in found}
+        outdated = [embedding_id for embedding_id in still_missing.values() if embedding_id is not None]
+        if outdated:
             if journal:
-                journal.open_transaction(conn)
-            rows = conn.execute(
-                select(KNOWLEDGE.c.id, KNOWLEDGE.c.text, EMBEDDINGS.c.id.label("embedding_id"))
-                .select_from(joined)
-                .where(missing, KNOWLEDGE.c.id > last_id)
-                .order_by(KNOWLEDGE.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return counts
-            last_id = rows[-1].id
-            outdated = [r.embedding_id for r in rows if r.embedding_id is not None]
-            if outdated:
-                if journal:
-                    journal.before_change(conn, "embeddings", "delete", outdated)
-                conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
-                counts.replaced += len(outdated)
-            vectors = provider.embed([r.text for r in rows])
-            bulk_insert(
-                conn,
-                EMBEDDINGS,
-                [
-                    {"knowledge_item_id": r.id, "model": provider.name, "dimension": provider.dimension, "vector": vector, "run_id": run_id}
-                    for r, vector in zip(rows, vectors, strict=True)
-                ],
-            )
-            if journal:
-                chunk_ids = [r.id for r in rows]
-                journal.inserted(
-                    "embeddings", list(conn.execute(select(EMBEDDINGS.c.id).where(EMBEDDINGS.c.knowledge_item_id.in_(chunk_ids))).scalars())
-                )
-            counts.embedded += len(rows)
+                journal.before_change(conn, "embeddings", "delete", outdated)
+            conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
+            counts.replaced += len(outdated)
+        rows = [
+            {"knowledge_item_id": chunk_id, "model": provider.name, "dimension": provider.dimension, "vector": vector, "run_id": run_id}
+            for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+            if chunk_id in still_missing
+        ]
+        bulk_insert(conn, EMBEDDINGS, rows)
+        if journal and rows:
+            written = [row["knowledge_item_id"] for row in rows]
+            journal.inserted("embeddings", list(conn.execute(select(EMBEDDINGS.c.id).where(EMBEDDINGS.c.knowledge_item_id.in_(written))).scalars()))
+        counts.embedded += len(rows)
