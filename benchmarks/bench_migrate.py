@@ -133,6 +133,10 @@ def main() -> None:
                     "stage_seconds": {n: f["seconds"] for n, f in report["stages"].items() if isinstance(f, dict) and "seconds" in f}
                     if label == "first run"
                     else None,
+                    # the run's own process (the peak RSS above is the largest process, a forked worker included)
+                    "stage_peak_rss_mb": {n: f.get("peak_rss_mb") for n, f in report["stages"].items() if isinstance(f, dict) and "seconds" in f}
+                    if label == "first run"
+                    else None,
                 }
             )
     for row in rows:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from migration_assets.config import MigrationConfig
 from migration_assets.inventory import FileInventory
 from migration_assets.sources.discovery import SourceFile
@@ -38,8 +40,26 @@ def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: 
         yield from pool.map(fn, *zip(*jobs, strict=True), chunksize=1)
 
 
-def batched(items: list[T], size: int) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+BATCH_BYTES = 4 * 1024 * 1024
+"""A batch also closes at this many bytes of source files, so that a run of large files (an
+exports folder, say) does not make one batch, and the run's memory, many times the usual."""
+
+
+def batched(files: list[SourceFile], size: int, max_bytes: int = BATCH_BYTES) -> list[list[SourceFile]]:
+    """Consecutive batches of at most ``size`` files and ``max_bytes`` bytes (a larger file is a
+    batch of its own)."""
+    batches: list[list[SourceFile]] = []
+    current: list[SourceFile] = []
+    current_bytes = 0
+    for source in files:
+        if current and (len(current) >= size or current_bytes + source.size > max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(source)
+        current_bytes += source.size
+    if current:
+        batches.append(current)
+    return batches
 
 
 @dataclass
@@ -89,7 +109,7 @@ def parse_batch(root: str, directory: str, batch_no: int, sources: list[SourceFi
 
 
 def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None) -> StagedBatches:
-    """Parse every eligible file, ``config.batch_size`` files per staged batch."""
+    """Parse every eligible file, ``config.batch_size`` files (at most ``BATCH_BYTES``) per staged batch."""
     directory = staging_dir(config.backup_path, run_id, "parsed_records")
     batches = batched(inventory.eligible, config.batch_size)
     staged = StagedBatches(str(directory))
@@ -133,6 +153,16 @@ def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, 
     return by_file
 
 
+def repeated_id_hashes(parsed: StagedBatches) -> set[int]:
+    """The hashes of legacy ids that occur more than once across the batches (a hash collision
+    only adds a candidate). Eight bytes a record, so memory stays flat as the corpus grows."""
+    hashes = [np.fromiter((hash(legacy_id) for legacy_id, _, _ in batch_verdicts(path).ids), dtype=np.int64) for path in parsed.files]
+    if not hashes:
+        return set()
+    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
+    return {int(value) for value in values[counts > 1]}
+
+
 def batch_verdicts(path: str) -> BatchVerdicts:
     """The verdicts staged beside a parsed batch (a batch staged without them is checked now)."""
     try:
@@ -151,7 +181,8 @@ def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedR
     failure blocks the record or is only a warning); duplicate legacy ids across batches are
     caught here."""
     result = ValidatedRecords(parsed)
-    first_seen: dict[str, str] = {}
+    repeated = repeated_id_hashes(parsed)
+    first_seen: dict[str, str] = {}  # only ids that occur more than once: small, whatever the corpus
     valid = invalid = warned = 0
     for batch_no, path in enumerate(parsed.files):
         checked = batch_verdicts(path)
@@ -161,10 +192,11 @@ def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedR
             # uniqueness check only sees one batch)
             key = (rel, index)
             reasons = [r for r in verdicts.pop(key, []) if r != DUPLICATE_IN_BATCH]
-            if legacy_id in first_seen:
-                reasons.insert(0, f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}")
-            elif not reasons or not config.validate_data:
-                first_seen[legacy_id] = rel
+            if hash(legacy_id) in repeated:  # else its only occurrence
+                if legacy_id in first_seen:
+                    reasons.insert(0, f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}")
+                elif not reasons or not config.validate_data:
+                    first_seen[legacy_id] = rel
             if reasons:
                 verdicts[key] = reasons
         blocking: dict[tuple[str, int], list[str]] = {}

@@ -106,16 +106,23 @@ def check_source(config: MigrationConfig) -> str:
     return str(root)
 
 
-def plan_incremental(engine: Engine, config: MigrationConfig) -> IncrementalPlan:
+def plan_incremental(engine: Engine, config: MigrationConfig, *, hash_new: bool = True) -> IncrementalPlan:
     """Compare the source with its tracked fingerprints; unchanged files are recognised from size
-    and mtime without being read. Writes nothing."""
+    and mtime without being read. Without ``hash_new``, new files are not read either (a wave
+    only lists them; its run fingerprints them). Writes nothing."""
     root = check_source(config)
     tracked = tracked_files(engine, root)
     drifted = {d["path"] for d in drifted_files(engine, root)}
     pending = open_wave_files(engine, root)
     plan = IncrementalPlan(root)
     seen: set[str] = set()
-    scan = scan_source(config.source_path, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files, known=fingerprints(tracked))
+    scan = scan_source(
+        config.source_path,
+        max_file_size=config.max_file_size,
+        skip_large_files=config.skip_large_files,
+        known=fingerprints(tracked),
+        hash_new=hash_new,
+    )
     for source in scan:
         seen.add(source.rel_path)
         before = tracked.get(source.rel_path)
@@ -154,7 +161,7 @@ def plan_waves(
     ``max_files`` bounds a wave; ``key`` names the (single) wave, as when a partition was added
     by hand in the UI.
     """
-    plan = plan_incremental(engine, config)
+    plan = plan_incremental(engine, config, hash_new=False)
     adopted = sorted(f.rel_path for f in plan.pending) if (adopt_pending or not config.incremental) else []
     if config.incremental:
         # the sensor leaves refused files alone (they would make a wave a minute); the CLI retries them

@@ -9,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 
+from migration_assets.reports import peak_rss_mb
 from migration_assets.resources import TargetDatabase
 from migration_assets.store.runs import update_stats
 
@@ -38,8 +39,10 @@ def progress(context: dg.AssetExecutionContext, label: str, steps: int = 10) -> 
 
 @contextmanager
 def timed_stage(target: TargetDatabase, run_id: str, stage: str) -> Iterator[dict[str, Any]]:
-    """Time a stage and merge its figures into the run's ``migration_runs.stats``."""
+    """Time a stage and merge its figures, with the process's peak memory so far, into the run's
+    ``migration_runs.stats``."""
     figures: dict[str, Any] = {}
     started = time.perf_counter()
     yield figures
-    update_stats(target.engine(), run_id, **{stage: {"seconds": round(time.perf_counter() - started, 3), **figures}})
+    timing = {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": peak_rss_mb()}
+    update_stats(target.engine(), run_id, **{stage: {**timing, **figures}})

@@ -134,8 +134,11 @@ Fingerprints = Mapping[str, tuple[int, float, str | None]]
 """Known ``rel_path → (size, mtime, sha256)``: a file whose size and mtime match is not read again."""
 
 
-def describe_file(root: Path, path: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None) -> SourceFile:
-    """One regular file under ``root``: its fingerprint and whether it is eligible."""
+def describe_file(
+    root: Path, path: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None, hash_new: bool = True
+) -> SourceFile:
+    """One regular file under ``root``: its fingerprint and whether it is eligible (without
+    ``hash_new``, a file ``known`` does not list is not read: its sha256 is left None)."""
     rel = path.relative_to(root).as_posix()
     fmt = format_of(path.name)
     try:
@@ -148,6 +151,8 @@ def describe_file(root: Path, path: Path, *, max_file_size: int, skip_large_file
         previous = known.get(rel) if known else None
         if previous and previous[0] == stat.st_size and previous[1] == stat.st_mtime and previous[2]:
             digest = previous[2]  # unchanged size and mtime: trust the fingerprint, do not read
+        elif previous is None and not hash_new:
+            digest = None
         else:
             digest = file_sha256(path)
     except OSError as exc:
@@ -155,7 +160,9 @@ def describe_file(root: Path, path: Path, *, max_file_size: int, skip_large_file
     return SourceFile(rel, fmt, stat.st_size, stat.st_mtime, digest, FileStatus.ELIGIBLE)
 
 
-def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None) -> Iterator[SourceFile]:
+def scan_source(
+    root: Path, *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None, hash_new: bool = True
+) -> Iterator[SourceFile]:
     """Every file under ``root``, fingerprinted, with its eligibility and the reason if not."""
     root = root.resolve()
     for path, status, problem in _walk(root):
@@ -167,7 +174,7 @@ def scan_source(root: Path, *, max_file_size: int, skip_large_files: bool = True
         if status is not FileStatus.ELIGIBLE:
             yield SourceFile(path.relative_to(root).as_posix(), format_of(path.name), 0, 0.0, None, status, problem)
             continue
-        yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known)
+        yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known, hash_new=hash_new)
 
 
 def scan_paths(
