@@ -21,6 +21,12 @@ def test_texts_do_not_leak_into_each_other():
     assert np.allclose(alone, together)
 
 
+def test_a_large_call_embeds_each_text_as_a_call_of_its_own_would():
+    provider = get_provider()
+    texts = [f"text {i} " * (i % 7 + 1) for i in range(700)]  # more than one internal slice
+    assert np.array_equal(provider.embed(texts), np.vstack([provider.embed([t]) for t in texts]))
+
+
 def test_unknown_provider_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown embedding provider"):
         get_provider("bert-large")

@@ -31,7 +31,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     inventory = service.wave_inventory(config, engine, waves)
     start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
     update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
-    rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files]
+    rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files[:10]]  # the preview's
     return dg.Output(
         inventory,
         metadata={

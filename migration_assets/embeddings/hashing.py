@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 _P1, _P2 = np.uint32(2654435761), np.uint32(2246822519)
+_SLICE = 256
 
 
 class HashingEmbedder:
@@ -24,6 +25,12 @@ class HashingEmbedder:
         self.name = f"hashing-trigram-{dimension}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        # a few hundred texts at a time: the per-byte arrays below are ~40 bytes per input byte
+        if len(texts) > _SLICE:
+            return np.vstack([self._embed(texts[i : i + _SLICE]) for i in range(0, len(texts), _SLICE)])
+        return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         dim = self.dimension
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
