@@ -4,16 +4,18 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 from sqlalchemy import func, select, text
 
 from migration_assets.assets import ingest, target
+from migration_assets.embeddings import get_provider
 from migration_assets.partitions import WAVES
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.database import get_engine
-from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, LegacyMapping, MigrationItem, MigrationRun
+from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, LegacyMapping, MigrationItem, MigrationRun, RejectedRecord
 from migration_assets.waves import plan_waves
 
 ASSETS = dg.load_assets_from_modules([ingest, target])
@@ -209,3 +211,33 @@ def test_a_duplicate_whose_first_occurrence_is_invalid_is_loaded(tmp_path, targe
     assert materialize(source, tmp_path / "bk", target_url, instance).success
     with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.title)).scalars().all() == ["good"]
+
+
+def test_parallel_processing_gives_the_same_database_as_a_serial_run(small_corpus, tmp_path, target_url, instance):
+    serial_url = f"sqlite:///{tmp_path / 'serial.db'}"
+    assert materialize(small_corpus.root, tmp_path / "b-serial", serial_url, instance).success
+    parallel = {"parallel_processing": True, "max_workers": 2, "batch_size": 7}
+    assert materialize(small_corpus.root, tmp_path / "b-parallel", target_url, instance, **parallel).success
+
+    def state(url: str) -> list[list[tuple]]:
+        c, k, e, r = ContentItem, KnowledgeItem, Embedding, RejectedRecord
+        queries = [
+            select(c.legacy_id, c.source_path, c.title, c.content, c.tags, c.metadata_, c.record_hash).order_by(c.legacy_id),
+            select(c.legacy_id, k.chunk_index, k.text).join(k, k.content_item_id == c.id).order_by(c.legacy_id, k.chunk_index),
+            select(c.legacy_id, k.chunk_index, e.model)
+            .join(k, k.content_item_id == c.id)
+            .join(e, e.knowledge_item_id == k.id)
+            .order_by(c.legacy_id, k.chunk_index),
+            select(r.source_path, r.record_index, r.stage, r.reason).order_by(r.source_path, r.record_index, r.stage),
+        ]
+        with get_engine(url).connect() as conn:
+            return [[tuple(row) for row in conn.execute(query)] for query in queries]
+
+    serial, parallel = state(serial_url), state(target_url)
+    assert len(serial[0]) == small_corpus.expected_records()
+    assert serial == parallel
+    provider = get_provider()
+    with get_engine(target_url).connect() as conn:
+        found = conn.execute(select(KnowledgeItem.text, Embedding.vector).join(Embedding, Embedding.knowledge_item_id == KnowledgeItem.id)).all()
+        chunk_texts, vectors = zip(*found, strict=True)
+    assert np.allclose(np.vstack([np.asarray(v, dtype=np.float32) for v in vectors]), provider.embed(list(chunk_texts)))

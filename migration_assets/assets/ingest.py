@@ -1,6 +1,5 @@
 """Reading the legacy store: legacy_files → parsed_records → validated_records."""
 
-import dataclasses
 import time
 
 import dagster as dg
@@ -31,7 +30,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     inventory = service.wave_inventory(config, engine, waves)
     start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
     update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
-    rows = [{**dataclasses.asdict(f), "status": f.status.value} for f in inventory.files[:10]]  # the preview's
+    rows = [{**f._asdict(), "status": f.status.value} for f in inventory.files[:10]]  # the preview's
     return dg.Output(
         inventory,
         metadata={
