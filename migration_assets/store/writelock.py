@@ -7,7 +7,8 @@ writer can miss every gap and fail with "database is locked" once the busy timeo
 starved, not deadlocked. Every write transaction here first takes an advisory file lock
 next to the database (``<file>.writelock``, with a queue beside it), waits its turn with a
 long deadline, and gives it back when the transaction ends; SQLite's own lock then only
-covers the commit itself.
+covers the commit itself. (As with any SQLite connection, do not fork while a write
+transaction is open: the child would hold the lock too.)
 """
 
 from __future__ import annotations
@@ -50,8 +51,18 @@ def acquire(info: dict[str, Any], database: str, *, wait_seconds: float | None =
     if fcntl is None or info.get(_HELD) is not None:
         return
     lock_file, queue_file = lock_paths(database)
-    handle = open(lock_file, "a+b")  # noqa: SIM115 - held until the transaction ends
-    with open(queue_file, "a+b") as queue:
+    try:
+        handle = open(lock_file, "a+b")  # noqa: SIM115 - held until the transaction ends
+    except OSError as exc:  # a folder we may not write in: SQLite's busy handler alone
+        log.debug("no write queue for %s: %s", database, exc)
+        return
+    try:
+        queue = open(queue_file, "a+b")  # noqa: SIM115
+    except OSError as exc:
+        handle.close()
+        log.debug("no write queue for %s: %s", database, exc)
+        return
+    with queue:
         try:
             fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody queued?
             fcntl.flock(queue, fcntl.LOCK_UN)
@@ -64,12 +75,13 @@ def acquire(info: dict[str, Any], database: str, *, wait_seconds: float | None =
         fcntl.flock(queue, fcntl.LOCK_SH)  # queue up
         if queued_before_us:
             time.sleep(COURTESY)
-        deadline = time.monotonic() + (WAIT_SECONDS if wait_seconds is None else wait_seconds)
+        wait = WAIT_SECONDS if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + wait
         log.debug("waiting for another write transaction on %s", database)
         while not _try(handle):
             if time.monotonic() >= deadline:
                 handle.close()
-                message = f"database is locked: another connection held the write lock of {database} for over {WAIT_SECONDS:.0f} s"
+                message = f"database is locked: another connection held the write lock of {database} for over {wait:.0f} s"
                 raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(message))
             time.sleep(POLL)
     info[_HELD] = handle  # leaving the queue (closing it) on the way out
