@@ -25,7 +25,6 @@ from migration_assets.staging import StagedBatches, read_batch, staging_dir, wri
 from migration_assets.store.loader import FileLoad
 from migration_assets.validation import DUPLICATE_IN_BATCH, validate_records
 
-T = TypeVar("T")
 R = TypeVar("R")
 ParsedBatch = list[tuple[SourceFile, ParsedFile]]
 
@@ -164,11 +163,8 @@ def repeated_id_hashes(parsed: StagedBatches) -> set[int]:
 
 
 def batch_verdicts(path: str) -> BatchVerdicts:
-    """The verdicts staged beside a parsed batch (a batch staged without them is checked now)."""
-    try:
-        verdicts: BatchVerdicts = read_batch(verdicts_path(path))
-    except FileNotFoundError:
-        return check_batch(read_batch(path))
+    """The verdicts ``parse_batch`` staged beside a parsed batch."""
+    verdicts: BatchVerdicts = read_batch(verdicts_path(path))
     return verdicts
 
 
