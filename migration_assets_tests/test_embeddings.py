@@ -1,3 +1,5 @@
+import random
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,26 @@ def test_chunks_cover_the_text_without_loss_and_respect_the_size():
 def test_text_without_breaks_is_cut_at_the_size():
     chunks = chunk_text("x" * 1000, 300)
     assert [len(c.text) for c in chunks] == [300, 300, 300, 100]
+
+
+def _reference_embedding(text: str, dim: int = 256) -> np.ndarray:
+    """The hashing embedder's definition, one trigram at a time in plain Python."""
+    data = (" " + " ".join(text.lower().split()) + " ").encode("utf-8", "replace")
+    vector = np.zeros(dim, dtype=np.float64)
+    for i in range(len(data) - 2):
+        gram = data[i] << 16 | data[i + 1] << 8 | data[i + 2]
+        bucket = ((gram * 2654435761) & 0xFFFFFFFF) >> 7 & (dim - 1)
+        vector[bucket] += -1.0 if ((gram * 2246822519) & 0xFFFFFFFF) >> 31 else 1.0
+    norm = np.linalg.norm(vector)
+    return (vector / norm if norm else vector).astype(np.float32)
+
+
+def test_the_vectorised_embedder_matches_its_plain_definition_on_awkward_text():
+    # every kind of whitespace str.split() knows, NUL, case that changes length, emoji, a lone surrogate
+    alphabet = list("aAbB \t\n\r\x0b\x0c\x1c\x1f\x00éÉİ\u3000\u2003\xa0\x85’—日本😀\u2028\u205f\ud800x")
+    rng = random.Random(7)
+    provider = get_provider()
+    for _ in range(300):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(rng.randint(1, 6))]
+        expected = np.vstack([_reference_embedding(t) for t in texts])
+        assert np.allclose(provider.embed(texts), expected, atol=1e-6), texts

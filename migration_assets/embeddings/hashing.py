@@ -12,7 +12,37 @@ from collections.abc import Sequence
 import numpy as np
 
 _P1, _P2 = np.uint32(2654435761), np.uint32(2246822519)
-_SLICE = 256
+_SLICE = 2048
+# what else str.split() counts as whitespace, UTF-8 encoded: lead byte → second byte → third bytes
+_WIDE_SPACES = {
+    0xC2: {0x85: None, 0xA0: None},  # NEL, no-break space
+    0xE1: {0x9A: (0x80,)},  # ogham space mark
+    0xE2: {0x80: (*range(0x80, 0x8B), 0xA8, 0xA9, 0xAF), 0x81: (0x9F,)},  # U+2000-200A, 2028, 2029, 202F, 205F
+    0xE3: {0x80: (0x80,)},  # ideographic space
+}
+
+
+def _spaces(data: np.ndarray, nul_separates: bool) -> np.ndarray:
+    """Which bytes are whitespace to str.split(), or NUL when it separates texts. A multi-byte
+    space is whitespace in each of its bytes, so that collapsing runs makes it one space."""
+    low = data - np.uint8(9)
+    space = low <= 4  # \\t \\n \\v \\f \\r
+    np.subtract(data, np.uint8(28), out=low)
+    space |= low <= 4  # \\x1c-\\x1f and the space
+    if nul_separates:
+        space |= data == 0
+    padded = np.concatenate([data, np.zeros(2, np.uint8)])
+    for lead, seconds in _WIDE_SPACES.items():
+        at = np.flatnonzero(data == lead)
+        if not at.size:
+            continue
+        for second, thirds in seconds.items():
+            match = at[padded[at + 1] == second]
+            if thirds is not None:
+                match = match[np.isin(padded[match + 2], thirds)]
+            for offset in range(2 if thirds is None else 3):
+                space[match + offset] = True
+    return space
 
 
 class HashingEmbedder:
@@ -25,35 +55,61 @@ class HashingEmbedder:
         self.name = f"hashing-trigram-{dimension}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        # a few hundred texts at a time: the per-byte arrays below are ~40 bytes per input byte
+        # a few thousand texts at a time: the per-byte arrays below are ~25 bytes per input byte
         if len(texts) > _SLICE:
             return np.vstack([self._embed(texts[i : i + _SLICE]) for i in range(0, len(texts), _SLICE)])
         return self._embed(texts)
 
+    @staticmethod
+    def _encode(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The texts lower-cased and UTF-8 encoded, each between two separators (NUL, or a
+        space when a text holds a NUL itself), and the offsets of those ``len(texts) + 1`` separators."""
+        joined = "\x00".join(texts)
+        if joined.count("\x00") == len(texts) - 1:
+            data = np.frombuffer(("\x00" + joined.lower() + "\x00").encode("utf-8", "replace"), dtype=np.uint8)
+            return data, np.flatnonzero(data == 0)
+        parts = [t.lower().encode("utf-8", "replace") for t in texts]
+        separators = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter((len(p) + 1 for p in parts), dtype=np.int64, count=len(parts)), out=separators[1:])
+        return np.frombuffer(b" " + b" ".join(parts) + b" ", dtype=np.uint8), separators
+
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        dim = self.dimension
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        if not texts:
+        n, dim = len(texts), self.dimension
+        out = np.zeros((n, dim), dtype=np.float32)
+        if not n:
             return out
-        encoded = [(" " + " ".join(t.lower().split()) + " ").encode("utf-8", "replace") for t in texts]
-        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-        data = np.frombuffer(b"".join(encoded), dtype=np.uint8).astype(np.uint32)
+        data, separators = self._encode(texts)
+        # " ".join(text.split()) on bytes: every run of whitespace becomes its first byte, a space
+        space = _spaces(data, nul_separates=data[0] == 0)
+        keep = np.ones(data.size, dtype=bool)
+        np.logical_and(space[1:], space[:-1], out=keep[1:])
+        np.logical_not(keep[1:], out=keep[1:])
+        kept = np.flatnonzero(keep)
+        data = np.where(space, np.uint8(32), data)[kept]
+        # text i now spans bounds[i]..bounds[i+1], both separators being spaces shared with its neighbours
+        bounds = np.searchsorted(kept, separators, side="right") - 1
         if data.size < 3:
             return out
-        grams = (data[:-2] << np.uint32(16)) | (data[1:-1] << np.uint32(8)) | data[2:]
-        owner = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)[:-2]
-        # a trigram counts only when all three bytes belong to the same text
-        ends = np.cumsum(lengths)
-        valid = np.ones(grams.size, dtype=bool)
-        for cut in (ends - 1, ends - 2):
-            cut = cut[(cut >= 0) & (cut < grams.size)]
-            valid[cut] = False
-        grams, owner = grams[valid], owner[valid]
-        hashed = grams * _P1
-        bucket = (hashed >> np.uint32(7)) & np.uint32(dim - 1)
-        sign = np.where(((grams * _P2) >> np.uint32(31)) == 1, -1.0, 1.0)
-        flat = np.bincount(owner * dim + bucket.astype(np.int64), weights=sign, minlength=len(texts) * dim)
-        out[:] = flat.reshape(len(texts), dim)
+        # the trigram at each position, b0 << 16 | b1 << 8 | b2: a big-endian 4-byte read, shifted
+        padded = np.concatenate([data, np.zeros(1, np.uint8)])
+        grams = np.ndarray(shape=(data.size - 2,), dtype=">u4", buffer=padded, strides=(1,)).astype(np.uint32)
+        grams >>= np.uint32(8)
+        # slot 2 * bucket + sign bit of each trigram, in a row of 2 * dim + 1 slots per text whose
+        # last slot takes the trigrams that span two texts
+        slots = 2 * dim + 1
+        index = grams * _P2
+        index >>= np.uint32(31)
+        grams *= _P1
+        grams >>= np.uint32(6)
+        grams &= np.uint32(2 * dim - 2)
+        index |= grams
+        flat = np.repeat(np.arange(0, n * slots, slots, dtype=np.int64), np.diff(bounds))[: index.size]
+        flat += index
+        across = bounds[1:-1] - 1
+        across = across[(across >= 0) & (across < index.size)]
+        flat[across] = (flat[across] // slots) * slots + 2 * dim
+        counts = np.bincount(flat, minlength=n * slots).reshape(n, slots)
+        out[:] = counts[:, 0 : 2 * dim : 2] - counts[:, 1 : 2 * dim : 2]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
