@@ -14,7 +14,7 @@ import numpy as np
 _P1, _P2 = np.uint32(2654435761), np.uint32(2246822519)
 _SLICE = 2048
 # what else str.split() counts as whitespace, UTF-8 encoded: lead byte → second byte → third bytes
-_WIDE_SPACES = {
+_WIDE_SPACES: dict[int, dict[int, tuple[int, ...] | None]] = {
     0xC2: {0x85: None, 0xA0: None},  # NEL, no-break space
     0xE1: {0x9A: (0x80,)},  # ogham space mark
     0xE2: {0x80: (*range(0x80, 0x8B), 0xA8, 0xA9, 0xAF), 0x81: (0x9F,)},  # U+2000-200A, 2028, 2029, 202F, 205F

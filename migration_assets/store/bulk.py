@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, Table, func, insert, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -78,8 +78,38 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = tuple(rows[0])
     sql, order, processors = _compiled(table, columns, conn.dialect)
     keys = order or columns
+    # a value shared by many rows (the batch's timestamp, say) is converted once
+    last: list[Any] = [_UNSET] * len(keys)
+    done: list[Any] = [None] * len(keys)
     params: list[Any] = []
     for row in rows:
-        values = [row[key] if proc is None else proc(row[key]) for key, proc in zip(keys, processors, strict=True)]
+        values = [row[key] for key in keys]
+        for i, proc in enumerate(processors):
+            if proc is not None:
+                value = values[i]
+                if value is not last[i]:
+                    last[i], done[i] = value, proc(value)
+                values[i] = done[i]
         params.append(tuple(values) if order else dict(zip(keys, values, strict=True)))
     conn.exec_driver_sql(sql, params)
+
+
+_UNSET = object()
+
+
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """``count`` fresh values of ``table``'s integer primary key ``id``, for rows the caller is
+    about to insert in this transaction with explicit ids (so it need not read them back).
+
+    PostgreSQL draws them from the column's sequence. SQLite continues after the largest id,
+    as it would itself: the transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no
+    other writer can take them first.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        sequence = conn.exec_driver_sql(f"select pg_get_serial_sequence('{table.name}', 'id')").scalar_one()
+        drawn = conn.exec_driver_sql(f"select nextval('{sequence}') from generate_series(1, {int(count)})").scalars().all()
+        return [int(i) for i in drawn]
+    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
+    return list(range(start, start + count))

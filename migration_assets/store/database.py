@@ -43,6 +43,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # 2 MiB default spills them to the WAL mid-transaction); temporary b-trees stay in memory
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.close()
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Join, and_, delete, ex
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
 from migration_assets.embeddings.pool import embedder
-from migration_assets.store.bulk import bulk_insert
+from migration_assets.store.bulk import bulk_insert, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 
@@ -56,7 +56,7 @@ def prune_short_content_knowledge(conn: Connection, min_chars: int, journal: Jou
 
 
 def refresh_knowledge_items(
-    engine: Engine, run_id: str, *, min_chars: int, chunk_chars: int, batch_size: int = 500, journal: Journal | None = None
+    engine: Engine, run_id: str, *, min_chars: int, chunk_chars: int, batch_size: int = 2000, journal: Journal | None = None
 ) -> KnowledgeCounts:
     """Chunk every content item whose knowledge is missing or stale; one transaction per batch."""
     counts = KnowledgeCounts()
@@ -99,17 +99,17 @@ def refresh_knowledge_items(
                 for chunk in chunk_text(row.content or "", chunk_chars)
             ]
             if chunk_rows:
+                for chunk_row, chunk_id in zip(chunk_rows, reserve_ids(conn, KNOWLEDGE, len(chunk_rows)), strict=True):
+                    chunk_row["id"] = chunk_id
                 bulk_insert(conn, KNOWLEDGE, chunk_rows)
                 if journal:
-                    journal.inserted(
-                        "knowledge_items", list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars())
-                    )
+                    journal.inserted("knowledge_items", [chunk_row["id"] for chunk_row in chunk_rows])
             counts.items += len(rows)
             counts.chunks += len(chunk_rows)
 
 
 def refresh_embeddings(
-    engine: Engine, run_id: str, provider: EmbeddingProvider, *, batch_size: int = 1000, journal: Journal | None = None, workers: int = 1
+    engine: Engine, run_id: str, provider: EmbeddingProvider, *, batch_size: int = 4000, journal: Journal | None = None, workers: int = 1
 ) -> EmbeddingCounts:
     """Embed every knowledge chunk without a vector from ``provider``; one transaction per batch.
 
@@ -180,8 +180,9 @@ def _write_vectors(
             for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
             if chunk_id in still_missing
         ]
+        for row, embedding_id in zip(rows, reserve_ids(conn, EMBEDDINGS, len(rows)), strict=True):
+            row["id"] = embedding_id
         bulk_insert(conn, EMBEDDINGS, rows)
         if journal and rows:
-            written = [row["knowledge_item_id"] for row in rows]
-            journal.inserted("embeddings", list(conn.execute(select(EMBEDDINGS.c.id).where(EMBEDDINGS.c.knowledge_item_id.in_(written))).scalars()))
+            journal.inserted("embeddings", [row["id"] for row in rows])
         counts.embedded += len(rows)

@@ -20,7 +20,7 @@ from migration_assets.backup import Journal
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
-from migration_assets.store.bulk import bulk_insert
+from migration_assets.store.bulk import bulk_insert, reserve_ids
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 
 _IN_CHUNK = 500
@@ -112,9 +112,17 @@ class ExistingItem:
     record_hash: str
 
 
+def with_reserved_ids(conn: Connection, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """Give content rows about to be inserted their ids (see ``reserve_ids``)."""
+    for row, item_id in zip(rows, reserve_ids(conn, CONTENT, len(rows)), strict=True):
+        row["id"] = item_id
+    return rows
+
+
 def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> dict[str, int]:
-    """Give content rows just inserted their ``legacy_mappings``; returns ``legacy_id → content item id``."""
-    ids = {legacy_id: item.id for legacy_id, item in existing_items(conn, [row["legacy_id"] for row in rows]).items()}
+    """Give content rows just inserted (with their ids) their ``legacy_mappings``; returns
+    ``legacy_id → content item id``."""
+    ids = {row["legacy_id"]: row["id"] for row in rows}
     mappings = [
         {
             "legacy_id": row["legacy_id"],
@@ -306,7 +314,7 @@ def write_batch(
 
     if not dry_run:
         if new_rows:
-            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), new_rows)
+            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), with_reserved_ids(conn, new_rows))
             for position in refused:
                 record = new_records[position]
                 per_file[record.source_path]["inserted"] -= 1
