@@ -215,14 +215,19 @@ def ensure_waves(engine: Engine, config: MigrationConfig, keys: Sequence[str]) -
 
 
 def wave_inventory(config: MigrationConfig, engine: Engine, waves: Sequence[MigrationWave]) -> FileInventory:
-    """The files of the waves as they are now, fingerprinted (unchanged ones without reading)."""
+    """The files of the waves as they are now. Nothing is read here: an unchanged file keeps its
+    fingerprint, and the others are hashed by the parse, which reads them anyway."""
     root = check_source(config)
     if any(w.source_root != root for w in waves):
         others = sorted({w.source_root for w in waves} - {root})
         raise SourceDirectoryError(f"waves {[w.partition_key for w in waves]} belong to {others}, not to the configured source {root}")
     paths = sorted({path for wave in waves for path in wave.files})
     known = fingerprints(tracked_files(engine, root))
-    files = list(scan_paths(config.source_path, paths, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files, known=known))
+    files = list(
+        scan_paths(
+            config.source_path, paths, max_file_size=config.max_file_size, skip_large_files=config.skip_large_files, known=known, hash_new=False
+        )
+    )
     removed = sorted({path for wave in waves for path in wave.removed})
     return FileInventory(root, files, unchanged_count=sum(w.unchanged_count for w in waves), removed=removed)
 

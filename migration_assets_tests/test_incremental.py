@@ -1,5 +1,6 @@
 """Incremental migrations: waves as partitions, unchanged files left alone, sensor and schedule."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -258,3 +259,14 @@ def test_records_the_target_refused_are_retried_by_the_next_cli_run(tmp_path, sq
     assert materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True, adopt_pending=True).success  # y retried
     with get_engine(sqlite_url).connect() as conn:
         assert conn.execute(select(ContentItem.source_path, ContentItem.title)).all() == [("y.json", "from y")]
+
+
+def test_each_parsed_file_is_tracked_with_the_sha256_of_the_bytes_it_was_parsed_from(source, tmp_path, target_url, instance):
+    # the inventory does not read new files; the parse hashes what it reads
+    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    with get_engine(target_url).connect() as conn:
+        tracked = conn.execute(text("select source_path, sha256 from migration_items where status in ('migrated', 'rejected')")).all()
+    assert tracked
+    for path, digest in tracked:
+        if (source / path).is_file() and not (source / path).is_symlink():
+            assert digest == hashlib.sha256((source / path).read_bytes()).hexdigest(), path

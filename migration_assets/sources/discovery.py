@@ -177,21 +177,34 @@ def scan_source(
 
 
 def scan_paths(
-    root: Path, rel_paths: Iterable[str], *, max_file_size: int, skip_large_files: bool = True, known: Fingerprints | None = None
+    root: Path,
+    rel_paths: Iterable[str],
+    *,
+    max_file_size: int,
+    skip_large_files: bool = True,
+    known: Fingerprints | None = None,
+    hash_new: bool = True,
 ) -> Iterator[SourceFile]:
     """The given files under ``root`` as they are now (a file that is gone is reported missing)."""
     root = root.resolve()
+    inside: dict[Path, bool] = {}  # folder → whether it resolves to somewhere under root
     for rel in rel_paths:
         path = root / rel
         fmt = format_of(path.name)
         if path.is_symlink():
             # as in the walk: a link's target inside the source is listed under its real path
-            inside = path.resolve().is_relative_to(root)
-            reason = "link to a file listed already" if inside else "symbolic link pointing outside the source directory"
+            reason = "link to a file listed already" if path.resolve().is_relative_to(root) else "symbolic link pointing outside the source directory"
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, reason)
         elif not path.is_file():
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.MISSING, "no longer in the source directory")
-        elif not path.resolve().is_relative_to(root):  # under a linked folder that leads out
+        elif not _resolves_inside(path.parent, root, inside):  # under a linked folder that leads out
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory")
         else:
-            yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known)
+            yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known, hash_new=hash_new)
+
+
+def _resolves_inside(folder: Path, root: Path, known: dict[Path, bool]) -> bool:
+    """Whether ``folder`` (with every link on its way resolved) is under ``root``; remembered per folder."""
+    if folder not in known:
+        known[folder] = folder.resolve().is_relative_to(root)
+    return known[folder]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class ParsedFile:
     rel_path: str
     format: str
     encoding: str | None = None
+    sha256: str | None = None  # of the bytes parsed (the inventory leaves new files unread)
     records: list[LegacyRecord] = field(default_factory=list)
     rejections: list[RecordRejection] = field(default_factory=list)
     error: str | None = None
@@ -51,6 +53,7 @@ def parse_file(root: Path, source: SourceFile) -> ParsedFile:
         # written to while we looked: never half-migrate it; its new fingerprint re-queues it
         outcome.error = "changed while being migrated (size or mtime differ from its inventory); the next run picks it up"
         return outcome
+    outcome.sha256 = hashlib.sha256(data).hexdigest()
     try:
         text, outcome.encoding = decode_bytes(data)
         outcome.records, outcome.rejections = PARSERS[source.format](text, source.rel_path)

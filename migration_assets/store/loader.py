@@ -86,7 +86,7 @@ def _item_row(run_id: str, source: SourceFile, status: str, reason: str | None, 
         "reason": reason,
         "size": source.size,
         "mtime": source.mtime,
-        "sha256": source.sha256,
+        "sha256": counts.pop("sha256", None) or source.sha256,
         "encoding": counts.pop("encoding", None),
         "records_found": counts.get("found", 0),
         "records_inserted": counts.get("inserted", 0),
@@ -357,7 +357,9 @@ def write_batch(
             first = reasons[load.source.rel_path][0] if reasons[load.source.rel_path] else "no records"
             reason = f"all {found} records rejected: {first}" if found > 1 else first
         counts.files[status] += 1
-        item_rows.append(_item_row(run_id, load.source, status, reason, found=found, encoding=load.parsed.encoding, **tally))
+        item_rows.append(
+            _item_row(run_id, load.source, status, reason, found=found, encoding=load.parsed.encoding, sha256=load.parsed.sha256, **tally)
+        )
         counts.inserted += tally["inserted"]
         counts.updated += tally["updated"]
         counts.unchanged += tally["unchanged"]
