@@ -112,10 +112,13 @@ def check_duplicate_content(engine: Engine, run_id: str) -> IntegrityResult:
             .having(func.count() > 1)
             .order_by(func.count().desc(), CONTENT.c.content_hash)
         ).all()
-        examples = []
-        for content_hash, _ in groups[:EXAMPLES]:
-            ids = conn.execute(select(CONTENT.c.legacy_id).where(CONTENT.c.content_hash == content_hash).order_by(CONTENT.c.legacy_id)).scalars()
-            examples.append({"content_hash": content_hash, "legacy_ids": list(ids)})
+        shown = [content_hash for content_hash, _ in groups[:EXAMPLES]]
+        members: dict[str, list[str]] = {content_hash: [] for content_hash in shown}
+        if shown:  # one pass for all examples (content_hash is not indexed: see migration 0005)
+            query = select(CONTENT.c.content_hash, CONTENT.c.legacy_id).where(CONTENT.c.content_hash.in_(shown)).order_by(CONTENT.c.legacy_id)
+            for content_hash, legacy_id in conn.execute(query):
+                members[content_hash].append(legacy_id)
+        examples = [{"content_hash": content_hash, "legacy_ids": members[content_hash]} for content_hash in shown]
     message = f"{len(groups)} groups of legacy ids share identical content" if groups else "no duplicate content"
     return IntegrityResult("duplicate_content", not groups, "WARN", message, {"groups": len(groups), "examples": examples})
 
@@ -191,11 +194,15 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
         result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(in_scope)
         for rows in result.partitions():
             checked += len(rows)
+            sized = []
             for row in rows:
                 if row.dimension != dimension or row.vector.shape != (dimension,):
                     bad.append({"embedding_id": row.id, "problem": f"dimension {row.vector.shape[0]}, expected {dimension}"})
-                elif not np.isfinite(row.vector).all():
-                    bad.append({"embedding_id": row.id, "problem": "not finite (NaN or infinity)"})
+                else:
+                    sized.append(row)
+            if sized:  # finiteness of a page of vectors at once
+                finite = np.isfinite(np.vstack([row.vector for row in sized])).all(axis=1)
+                bad.extend({"embedding_id": sized[i].id, "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
     problems = []
     if missing:
         problems.append(f"knowledge items without an embedding: {missing}")

@@ -115,7 +115,14 @@ def load_stage(
 def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journal: Journal | None = None) -> KnowledgeCounts:
     # a retry after a transient fault resumes: the stage rebuilds only what is still stale
     return retry_transient(
-        lambda: derived.refresh_knowledge_items(engine, run_id, min_chars=config.knowledge_min_chars, chunk_chars=config.chunk_chars, journal=journal)
+        lambda: derived.refresh_knowledge_items(
+            engine,
+            run_id,
+            min_chars=config.knowledge_min_chars,
+            chunk_chars=config.chunk_chars,
+            journal=journal,
+            workers=config.worker_processes,
+        )
     )
 
 

@@ -67,8 +67,16 @@ def _sqlite_end(connection) -> None:  # type: ignore[no-untyped-def]
     writelock.release(connection.info)
 
 
-def _sqlite_pool_release(_dbapi_connection, record, *_args) -> None:  # type: ignore[no-untyped-def]
-    writelock.release(record.info)  # a connection returned, reset or dropped mid-transaction
+def _sqlite_pool_release(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    writelock.release(record.info)  # a connection closed or dropped mid-transaction
+
+
+def _sqlite_pool_reset(dbapi_connection, record, _reset_state) -> None:  # type: ignore[no-untyped-def]
+    _sqlite_pool_release(dbapi_connection, record)  # a connection returned to the pool
+
+
+def _sqlite_pool_invalidate(dbapi_connection, record, _exception) -> None:  # type: ignore[no-untyped-def]
+    _sqlite_pool_release(dbapi_connection, record)
 
 
 def _listen_sqlite(engine: Engine, *, writes: bool) -> None:
@@ -77,8 +85,9 @@ def _listen_sqlite(engine: Engine, *, writes: bool) -> None:
         event.listen(engine, "begin", _sqlite_begin)
         for name in ("commit", "rollback"):
             event.listen(engine, name, _sqlite_end)
-        for name in ("reset", "invalidate", "close"):
-            event.listen(engine, name, _sqlite_pool_release)
+        event.listen(engine, "reset", _sqlite_pool_reset)
+        event.listen(engine, "invalidate", _sqlite_pool_invalidate)
+        event.listen(engine, "close", _sqlite_pool_release)
 
 
 _ENGINES: dict[str, Engine] = {}

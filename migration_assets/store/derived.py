@@ -2,7 +2,8 @@
 
 Both stages work from the database, not from what an upstream step handed over: whatever
 is stale (content changed, a crash between stages, a row deleted by hand) is found and
-rebuilt, so rerunning them is always safe and converges.
+rebuilt, so rerunning them is always safe and converges. Cutting and embedding run ahead in
+worker processes (``store/workers.py``); this module only decides what is stale and writes.
 """
 
 from __future__ import annotations
@@ -10,16 +11,35 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, Engine, Join, and_, delete, exists, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Join,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
-from migration_assets.embeddings import EmbeddingProvider, chunk_text
-from migration_assets.embeddings.pool import embedder
+from migration_assets.embeddings import EmbeddingProvider
 from migration_assets.store.bulk import bulk_insert, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
+from migration_assets.store.workers import ItemCut, derived_work
 
 
 @dataclass
@@ -56,9 +76,18 @@ def prune_short_content_knowledge(conn: Connection, min_chars: int, journal: Jou
 
 
 def refresh_knowledge_items(
-    engine: Engine, run_id: str, *, min_chars: int, chunk_chars: int, batch_size: int = 2000, journal: Journal | None = None
+    engine: Engine,
+    run_id: str,
+    *,
+    min_chars: int,
+    chunk_chars: int,
+    batch_size: int = 2000,
+    journal: Journal | None = None,
+    workers: int = 1,
 ) -> KnowledgeCounts:
-    """Chunk every content item whose knowledge is missing or stale; one transaction per batch."""
+    """Chunk every content item whose knowledge is missing or stale; one transaction per batch.
+
+    Batches are cut ahead in ``workers`` processes while the previous batch is written."""
     counts = KnowledgeCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "knowledge")
@@ -66,46 +95,95 @@ def refresh_knowledge_items(
             journal.open_transaction(conn)
         counts.removed_items = prune_short_content_knowledge(conn, min_chars, journal)
     last_id = 0
-    while True:
-        with engine.begin() as conn:
-            serialise_writes(conn, "knowledge")
+    exhausted = False
+    pending: deque[Future[list[ItemCut]]] = deque()
+    with derived_work(engine, None, workers) as submit:
+        while pending or not exhausted:
+            if not exhausted and len(pending) <= workers:
+                with engine.connect() as conn:
+                    item_ids = list(
+                        conn.execute(
+                            select(CONTENT.c.id).where(_stale_content(min_chars), CONTENT.c.id > last_id).order_by(CONTENT.c.id).limit(batch_size)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                if item_ids:
+                    last_id = item_ids[-1]
+                    pending.append(submit("cut", item_ids, chunk_chars))
+                else:
+                    exhausted = True
+                continue
+            _write_chunks(engine, run_id, min_chars, pending.popleft().result(), journal, counts)
+    return counts
+
+
+def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCut], journal: Journal | None, counts: KnowledgeCounts) -> None:
+    """Replace the chunks of the items cut that are still stale and still at the version that
+    was cut (a changed item stays stale for the next refresh). The text of each chunk is sliced
+    out of its content item by the database."""
+    if not cuts:
+        return
+    with engine.begin() as conn:
+        serialise_writes(conn, "knowledge")
+        if journal:
+            journal.open_transaction(conn)
+        cut_hashes = {item_id: record_hash for item_id, record_hash, _ in cuts}
+        # still stale (a concurrent run may have rebuilt them meanwhile) and still the version cut
+        current = conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(CONTENT.c.id.in_(list(cut_hashes)), _stale_content(min_chars))).all()
+        item_ids = [item_id for item_id, record_hash in current if cut_hashes[item_id] == record_hash]
+        if not item_ids:
+            return
+        keep = set(item_ids)
+        if journal:
+            journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
+        conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids)))
+        chunks = [(item_id, record_hash, *chunk) for item_id, record_hash, item_chunks in cuts if item_id in keep for chunk in item_chunks]
+        chunk_ids = reserve_ids(conn, KNOWLEDGE, len(chunks))
+        sql, order = _insert_chunk_sql(conn.dialect)
+        params = [
+            _chunk_params(order, id=chunk_id, item=item_id, hash=record_hash, index=index, start=start, end=end, run=run_id)
+            for chunk_id, (item_id, record_hash, index, start, end) in zip(chunk_ids, chunks, strict=True)
+        ]
+        if params:
+            written = conn.exec_driver_sql(sql, params).rowcount
+            if written != len(params):  # an item changed since the check above (PostgreSQL, READ COMMITTED)
+                chunk_ids = list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.id.in_(chunk_ids))).scalars())
             if journal:
-                journal.open_transaction(conn)
-            rows = conn.execute(
-                select(CONTENT.c.id, CONTENT.c.title, CONTENT.c.content, CONTENT.c.record_hash)
-                .where(_stale_content(min_chars), CONTENT.c.id > last_id)
-                .order_by(CONTENT.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return counts
-            last_id = rows[-1].id
-            item_ids = [r.id for r in rows]
-            if journal:
-                journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
-            conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids)))
-            chunk_rows = [
-                {
-                    "content_item_id": row.id,
-                    "chunk_index": chunk.index,
-                    "title": row.title,
-                    "text": chunk.text,
-                    "char_start": chunk.start,
-                    "char_end": chunk.end,
-                    "source_hash": row.record_hash,
-                    "run_id": run_id,
-                }
-                for row in rows
-                for chunk in chunk_text(row.content or "", chunk_chars)
-            ]
-            if chunk_rows:
-                for chunk_row, chunk_id in zip(chunk_rows, reserve_ids(conn, KNOWLEDGE, len(chunk_rows)), strict=True):
-                    chunk_row["id"] = chunk_id
-                bulk_insert(conn, KNOWLEDGE, chunk_rows)
-                if journal:
-                    journal.inserted("knowledge_items", [chunk_row["id"] for chunk_row in chunk_rows])
-            counts.items += len(rows)
-            counts.chunks += len(chunk_rows)
+                journal.inserted("knowledge_items", chunk_ids)
+        counts.items += len(item_ids)
+        counts.chunks += len(chunk_ids)
+
+
+# one chunk of one content item, its text sliced out of the item's content (characters, 1-based),
+# written only while the item is still at the version that was cut
+_INSERT_CHUNK = insert(KNOWLEDGE).from_select(
+    ["id", "content_item_id", "chunk_index", "title", "text", "char_start", "char_end", "source_hash", "run_id"],
+    select(
+        bindparam("id", type_=BigInteger),
+        CONTENT.c.id,
+        bindparam("index", type_=Integer),
+        CONTENT.c.title,
+        func.substr(CONTENT.c.content, bindparam("from", type_=Integer), bindparam("length", type_=Integer)),
+        bindparam("start", type_=Integer),
+        bindparam("end", type_=Integer),
+        CONTENT.c.record_hash,
+        bindparam("run", type_=String),
+    ).where(CONTENT.c.id == bindparam("item", type_=BigInteger), CONTENT.c.record_hash == bindparam("hash", type_=String)),
+)
+
+
+def _chunk_params(order: tuple[str, ...] | None, **values: Any) -> tuple[Any, ...] | dict[str, Any]:
+    values["from"], values["length"] = values["start"] + 1, values["end"] - values["start"]
+    return tuple(values[key] for key in order) if order else values
+
+
+@lru_cache(maxsize=8)
+def _insert_chunk_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """``_INSERT_CHUNK`` compiled once for the dialect, and its positional parameter order (the
+    driver then gets plain tuples, not dicts SQLAlchemy would convert row by row)."""
+    compiled = _INSERT_CHUNK.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
 
 
 def refresh_embeddings(
@@ -113,32 +191,36 @@ def refresh_embeddings(
 ) -> EmbeddingCounts:
     """Embed every knowledge chunk without a vector from ``provider``; one transaction per batch.
 
-    Batches are read ahead and embedded in ``workers`` processes while the previous batch is
+    Batches are read and embedded ahead in ``workers`` processes while the previous batch is
     written; each write re-checks, in its own transaction, which of its chunks still lack a
     vector (a concurrent run may have embedded or replaced some meanwhile)."""
     counts = EmbeddingCounts()
     last_id = 0
     exhausted = False
-    pending: deque[tuple[list[int], Future[np.ndarray]]] = deque()
-    with embedder(provider, workers) as embed_async:
+    pending: deque[Future[tuple[list[int], np.ndarray]]] = deque()
+    with derived_work(engine, provider, workers) as submit:
         while pending or not exhausted:
             if not exhausted and len(pending) <= workers:
                 with engine.connect() as conn:
-                    rows = conn.execute(
-                        select(KNOWLEDGE.c.id, KNOWLEDGE.c.text)
-                        .select_from(_with_embeddings())
-                        .where(_missing_vector(provider), KNOWLEDGE.c.id > last_id)
-                        .order_by(KNOWLEDGE.c.id)
-                        .limit(batch_size)
-                    ).all()
-                if rows:
-                    last_id = rows[-1].id
-                    pending.append(([r.id for r in rows], embed_async([r.text for r in rows])))
+                    chunk_ids = list(
+                        conn.execute(
+                            select(KNOWLEDGE.c.id)
+                            .select_from(_with_embeddings())
+                            .where(_missing_vector(provider), KNOWLEDGE.c.id > last_id)
+                            .order_by(KNOWLEDGE.c.id)
+                            .limit(batch_size)
+                        )
+                        .scalars()
+                        .all()
+                    )
+                if chunk_ids:
+                    last_id = chunk_ids[-1]
+                    pending.append(submit("embed", chunk_ids))
                 else:
                     exhausted = True
                 continue
-            chunk_ids, vectors = pending.popleft()
-            _write_vectors(engine, run_id, provider, chunk_ids, vectors.result(), journal, counts)
+            embedded_ids, vectors = pending.popleft().result()
+            _write_vectors(engine, run_id, provider, embedded_ids, vectors, journal, counts)
     return counts
 
 

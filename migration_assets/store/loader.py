@@ -23,7 +23,7 @@ from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert, reserve_ids
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 
-_IN_CHUNK = 500
+_IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED, FileStatus.MISSING}
 
 
@@ -157,11 +157,18 @@ def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: 
 
 def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, ExistingItem]:
     """The content items already in the target for these legacy ids."""
+    # plain SQL: SQLAlchemy's expanding IN costs more per id than the lookup itself
     found: dict[str, ExistingItem] = {}
-    columns = (CONTENT.c.legacy_id, CONTENT.c.id, CONTENT.c.source_root, CONTENT.c.source_path, CONTENT.c.record_hash)
+    columns = "legacy_id, id, source_root, source_path, record_hash"
+    postgres = conn.dialect.name == "postgresql"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for start in range(0, len(legacy_ids), _IN_CHUNK):
-        chunk = legacy_ids[start : start + _IN_CHUNK]
-        for legacy_id, *rest in conn.execute(select(*columns).where(CONTENT.c.legacy_id.in_(chunk))):
+        chunk = list(legacy_ids[start : start + _IN_CHUNK])
+        if postgres:
+            rows = conn.exec_driver_sql(f"select {columns} from {CONTENT.name} where legacy_id = any({mark})", (chunk,))
+        else:
+            rows = conn.exec_driver_sql(f"select {columns} from {CONTENT.name} where legacy_id in ({', '.join([mark] * len(chunk))})", tuple(chunk))
+        for legacy_id, *rest in rows:
             found[legacy_id] = ExistingItem(*rest)
     return found
 

@@ -80,7 +80,7 @@ class ContentItem(Base):
     category: Mapped[str | None] = mapped_column(String(255))
     tags: Mapped[list[str]] = mapped_column(default=list)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))  # not indexed: see migration 0005
     record_hash: Mapped[str] = mapped_column(String(64))
     content_length: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

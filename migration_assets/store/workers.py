@@ -1,0 +1,95 @@
+"""The CPU work of the derived stages — cutting chunks, embedding them — done ahead, in worker
+processes that read the texts from the target themselves.
+
+``derived_work(engine, provider, workers)`` gives a function that submits a job and returns its
+future; the caller writes one batch while the workers read and compute the next ones. Texts
+never travel through the caller: a worker reads them by id, and sends back only chunk
+boundaries or vectors. With one worker, an in-memory database or a provider that cannot be
+sent to another process (a model holding a GPU handle, say), the jobs run in the caller.
+
+Each worker opens its own connections (never one inherited from the caller) and only reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from migration_assets.embeddings import EmbeddingProvider, chunk_text
+from migration_assets.store.database import readonly_engine
+from migration_assets.store.tables import CONTENT, KNOWLEDGE
+
+ItemCut = tuple[int, str, list[tuple[int, int, int]]]
+"""(content item id, record hash of the version cut, its chunks' (index, start, end))"""
+
+Submit = Callable[..., "Future[Any]"]
+
+
+@dataclass
+class DerivedWork:
+    engine: Engine
+    provider: EmbeddingProvider | None = None
+
+    def cut(self, item_ids: list[int], chunk_chars: int) -> list[ItemCut]:
+        """The chunks of these content items as they are now (those that still exist)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash, CONTENT.c.content).where(CONTENT.c.id.in_(item_ids))).all()
+        return [(row.id, row.record_hash, [(c.index, c.start, c.end) for c in chunk_text(row.content or "", chunk_chars)]) for row in rows]
+
+    def embed(self, chunk_ids: list[int]) -> tuple[list[int], np.ndarray]:
+        """The vectors of these knowledge chunks (those that still exist), and their ids."""
+        assert self.provider is not None, "embedding work needs a provider"
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(KNOWLEDGE.c.id, KNOWLEDGE.c.text).where(KNOWLEDGE.c.id.in_(chunk_ids))).all()
+        return [row.id for row in rows], self.provider.embed([row.text for row in rows])
+
+
+_work: DerivedWork | None = None
+
+
+def _start(url: str, provider: EmbeddingProvider | None) -> None:
+    global _work
+    _work = DerivedWork(readonly_engine(url), provider)
+
+
+def _run(job: str, *args: Any) -> Any:
+    assert _work is not None, "worker started without its work"
+    return getattr(_work, job)(*args)
+
+
+def _can_send(provider: EmbeddingProvider | None) -> bool:
+    try:
+        pickle.dumps(provider)
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def derived_work(engine: Engine, provider: EmbeddingProvider | None, workers: int) -> Iterator[Submit]:
+    """``submit(job, *args) -> Future`` for the jobs of ``DerivedWork``; in ``workers`` processes when > 1."""
+    database = engine.url.database or ""
+    shared_file = engine.dialect.name != "sqlite" or (database not in ("", ":memory:") and not database.startswith("file:"))
+    if workers <= 1 or not shared_file or not _can_send(provider):
+        work = DerivedWork(engine, provider)
+
+        def now(job: str, *args: Any) -> Future[Any]:
+            future: Future[Any] = Future()
+            try:
+                future.set_result(getattr(work, job)(*args))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+
+        yield now
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start, initargs=(url, provider)) as pool:
+        yield lambda job, *args: pool.submit(_run, job, *args)
