@@ -27,8 +27,16 @@ def _compiled(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple
     compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
     order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
     keys = order or columns
-    processors = [table.c[key].type._cached_bind_processor(dialect) for key in keys]
+    processors = [_processor(table.c[key].type, dialect) for key in keys]
     return str(compiled), order, processors
+
+
+def _processor(column_type: Any, dialect: Dialect) -> Any:
+    processor = column_type._cached_bind_processor(dialect)
+    if processor is not None and isinstance(column_type, Vector) and dialect.name == "sqlite":
+        # a vector already given as its float32 bytes is stored as it is
+        return lambda value: value if type(value) is bytes else processor(value)
+    return processor
 
 
 def _json_text(value: Any) -> str | None:
@@ -41,7 +49,10 @@ def _vector_texts(values: Sequence[Any]) -> list[str | None]:
     texts: list[str | None] = [None] * len(values)
     if present:
         buffer = io.StringIO()
-        np.savetxt(buffer, np.vstack([np.asarray(values[i], dtype=np.float32) for i in present]), fmt="%.7g", delimiter=",")
+        vectors = [
+            np.frombuffer(values[i], dtype="<f4") if isinstance(values[i], bytes) else np.asarray(values[i], dtype=np.float32) for i in present
+        ]
+        np.savetxt(buffer, np.vstack(vectors), fmt="%.7g", delimiter=",")
         for i, line in zip(present, buffer.getvalue().splitlines(), strict=True):
             texts[i] = "{" + line + "}"
     return texts

@@ -245,21 +245,34 @@ def _write_vectors(
         serialise_writes(conn, "embeddings")
         if journal:
             journal.open_transaction(conn)
+        if not chunk_ids:
+            return
+        # the batch is a run of ids in order: a range, not a list of thousands of parameters
+        wanted = set(chunk_ids)
         found = conn.execute(
             select(KNOWLEDGE.c.id, EMBEDDINGS.c.id.label("embedding_id"))
             .select_from(_with_embeddings())
-            .where(_missing_vector(provider), KNOWLEDGE.c.id.in_(chunk_ids))
+            .where(_missing_vector(provider), KNOWLEDGE.c.id.between(min(chunk_ids), max(chunk_ids)))
         ).all()
-        still_missing = {row.id: row.embedding_id for row in found}
+        still_missing = {row.id: row.embedding_id for row in found if row.id in wanted}
         outdated = [embedding_id for embedding_id in still_missing.values() if embedding_id is not None]
         if outdated:
             if journal:
                 journal.before_change(conn, "embeddings", "delete", outdated)
             conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
             counts.replaced += len(outdated)
+        # each vector as its float32 bytes, cut from one buffer
+        size = 4 * provider.dimension
+        buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         rows = [
-            {"knowledge_item_id": chunk_id, "model": provider.name, "dimension": provider.dimension, "vector": vector, "run_id": run_id}
-            for chunk_id, vector in zip(chunk_ids, vectors, strict=True)
+            {
+                "knowledge_item_id": chunk_id,
+                "model": provider.name,
+                "dimension": provider.dimension,
+                "vector": buffer[i * size : (i + 1) * size],
+                "run_id": run_id,
+            }
+            for i, chunk_id in enumerate(chunk_ids)
             if chunk_id in still_missing
         ]
         for row, embedding_id in zip(rows, reserve_ids(conn, EMBEDDINGS, len(rows)), strict=True):

@@ -28,6 +28,8 @@ class Vector(TypeDecorator[np.ndarray]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if isinstance(value, bytes):  # already little-endian float32
+            return np.frombuffer(value, dtype="<f4").tolist() if dialect.name == "postgresql" else value
         array = np.asarray(value, dtype="<f4")
         return array.tolist() if dialect.name == "postgresql" else array.tobytes()
 
