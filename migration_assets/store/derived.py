@@ -9,9 +9,11 @@ worker processes (``store/workers.py``); this module only decides what is stale 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -130,7 +132,13 @@ def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCu
             journal.open_transaction(conn)
         cut_hashes = {item_id: record_hash for item_id, record_hash, _ in cuts}
         # still stale (a concurrent run may have rebuilt them meanwhile) and still the version cut
-        current = conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(CONTENT.c.id.in_(list(cut_hashes)), _stale_content(min_chars))).all()
+        # (the batch is a run of ids in order: a range, not a list of thousands of parameters)
+        in_batch = CONTENT.c.id.between(min(cut_hashes), max(cut_hashes))
+        current = [
+            row
+            for row in conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(in_batch, _stale_content(min_chars))).all()
+            if row.id in cut_hashes
+        ]
         item_ids = [item_id for item_id, record_hash in current if cut_hashes[item_id] == record_hash]
         if not item_ids:
             return
@@ -175,7 +183,12 @@ _INSERT_CHUNK = insert(KNOWLEDGE).from_select(
 
 def _chunk_params(order: tuple[str, ...] | None, **values: Any) -> tuple[Any, ...] | dict[str, Any]:
     values["from"], values["length"] = values["start"] + 1, values["end"] - values["start"]
-    return tuple(values[key] for key in order) if order else values
+    return _getter(order)(values) if order else values
+
+
+@lru_cache(maxsize=8)
+def _getter(order: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return itemgetter(*order)
 
 
 @lru_cache(maxsize=8)
