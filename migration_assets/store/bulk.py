@@ -89,9 +89,11 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = tuple(rows[0])
     sql, order, processors = _compiled(table, columns, conn.dialect)
     keys = order or columns
-    # a value shared by many rows (the batch's timestamp, say) is converted once
+    # a value shared by many rows (the batch's timestamp, say) is converted once, and so is an
+    # empty list or dict (most records' tags and metadata)
     last: list[Any] = [_UNSET] * len(keys)
     done: list[Any] = [None] * len(keys)
+    empty: dict[tuple[int, type], Any] = {}
     params: list[Any] = []
     for row in rows:
         values = [row[key] for key in keys]
@@ -99,7 +101,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             if proc is not None:
                 value = values[i]
                 if value is not last[i]:
-                    last[i], done[i] = value, proc(value)
+                    if not value and type(value) in (list, dict):
+                        slot = (i, type(value))
+                        if slot not in empty:
+                            empty[slot] = proc(value)
+                        last[i], done[i] = value, empty[slot]
+                    else:
+                        last[i], done[i] = value, proc(value)
                 values[i] = done[i]
         params.append(tuple(values) if order else dict(zip(keys, values, strict=True)))
     conn.exec_driver_sql(sql, params)
