@@ -101,7 +101,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             if proc is not None:
                 value = values[i]
                 if value is not last[i]:
-                    if not value and type(value) in (list, dict):
+                    if type(value) in (list, dict) and not value:
                         slot = (i, type(value))
                         if slot not in empty:
                             empty[slot] = proc(value)
