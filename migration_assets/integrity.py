@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, inspect, select
+from sqlalchemy import Engine, LargeBinary, and_, func, inspect, select, type_coerce
 
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import (
@@ -184,8 +184,10 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
         bad: list[dict[str, Any]] = []
         checked = 0
         files = _run_files(run_id)
+        # the vectors as stored (bytes on SQLite, arrays on PostgreSQL), decoded a page at a time
+        raw_vector = type_coerce(EMBEDDINGS.c.vector, LargeBinary) if conn.dialect.name == "sqlite" else EMBEDDINGS.c.vector
         in_scope = (
-            select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, EMBEDDINGS.c.vector)
+            select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, raw_vector.label("vector"))
             .join(KNOWLEDGE, KNOWLEDGE.c.id == EMBEDDINGS.c.knowledge_item_id)
             .join(CONTENT, CONTENT.c.id == KNOWLEDGE.c.content_item_id)
             .join(files, and_(CONTENT.c.source_root == files.c.root, CONTENT.c.source_path == files.c.path))
@@ -196,12 +198,17 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
             checked += len(rows)
             sized = []
             for row in rows:
-                if row.dimension != dimension or row.vector.shape != (dimension,):
-                    bad.append({"embedding_id": row.id, "problem": f"dimension {row.vector.shape[0]}, expected {dimension}"})
+                length = len(row.vector) // 4 if isinstance(row.vector, bytes) else len(row.vector)
+                if row.dimension != dimension or length != dimension or (isinstance(row.vector, bytes) and len(row.vector) % 4):
+                    bad.append({"embedding_id": row.id, "problem": f"dimension {length}, expected {dimension}"})
                 else:
                     sized.append(row)
             if sized:  # finiteness of a page of vectors at once
-                finite = np.isfinite(np.vstack([row.vector for row in sized])).all(axis=1)
+                if isinstance(sized[0].vector, bytes):
+                    matrix = np.frombuffer(b"".join(row.vector for row in sized), dtype="<f4").reshape(len(sized), dimension)
+                else:
+                    matrix = np.asarray([row.vector for row in sized], dtype=np.float32)
+                finite = np.isfinite(matrix).all(axis=1)
                 bad.extend({"embedding_id": sized[i].id, "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
     problems = []
     if missing:
