@@ -241,3 +241,27 @@ def test_parallel_processing_gives_the_same_database_as_a_serial_run(small_corpu
         found = conn.execute(select(KnowledgeItem.text, Embedding.vector).join(Embedding, Embedding.knowledge_item_id == KnowledgeItem.id)).all()
         chunk_texts, vectors = zip(*found, strict=True)
     assert np.allclose(np.vstack([np.asarray(v, dtype=np.float32) for v in vectors]), provider.embed(list(chunk_texts)))
+
+
+def test_every_chunk_is_its_slice_of_the_content_and_every_vector_embeds_its_chunk(migrated, target_url):
+    # chunks are cut in worker processes and sliced out of the content by the database;
+    # vectors are computed in worker processes from the stored text
+    from migration_assets.embeddings import chunk_text
+
+    with get_engine(target_url).connect() as conn:
+        contents = dict(conn.execute(select(ContentItem.id, ContentItem.content).where(ContentItem.content_length >= 500)).all())
+        chunks = conn.execute(
+            select(
+                KnowledgeItem.id,
+                KnowledgeItem.content_item_id,
+                KnowledgeItem.chunk_index,
+                KnowledgeItem.text,
+                KnowledgeItem.char_start,
+                KnowledgeItem.char_end,
+            )
+        ).all()
+        vectors = dict(conn.execute(select(Embedding.knowledge_item_id, Embedding.vector)).all())
+    expected = {(item_id, c.index): (c.start, c.end, c.text) for item_id, content in contents.items() for c in chunk_text(content, 1200)}
+    assert {(c.content_item_id, c.chunk_index): (c.char_start, c.char_end, c.text) for c in chunks} == expected
+    provider = get_provider()
+    assert np.array_equal(np.vstack([vectors[c.id] for c in chunks]), provider.embed([c.text for c in chunks]))

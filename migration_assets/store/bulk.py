@@ -44,7 +44,8 @@ def _json_text(value: Any) -> str | None:
 
 
 def _vector_texts(values: Sequence[Any]) -> list[str | None]:
-    """PostgreSQL array literals for a column of vectors, formatted by numpy in one pass."""
+    """PostgreSQL array literals for a column of vectors, formatted by numpy in one pass (nine
+    significant digits: what a float32 needs to come back bit for bit)."""
     present = [i for i, v in enumerate(values) if v is not None]
     texts: list[str | None] = [None] * len(values)
     if present:
@@ -52,7 +53,7 @@ def _vector_texts(values: Sequence[Any]) -> list[str | None]:
         vectors = [
             np.frombuffer(values[i], dtype="<f4") if isinstance(values[i], bytes) else np.asarray(values[i], dtype=np.float32) for i in present
         ]
-        np.savetxt(buffer, np.vstack(vectors), fmt="%.7g", delimiter=",")
+        np.savetxt(buffer, np.vstack(vectors), fmt="%.9g", delimiter=",")
         for i, line in zip(present, buffer.getvalue().splitlines(), strict=True):
             texts[i] = "{" + line + "}"
     return texts
