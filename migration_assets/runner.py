@@ -2,24 +2,28 @@
 
 A launch from here is an ordinary run of the ``migrate`` job: it appears in the UI's run
 history, with the same assets, checks and metadata as a launch from the UI.
+
+Dagster and the pipeline's modules are imported only once there is a wave to run: an
+incremental pass that finds nothing to do stays a second's work.
 """
+
+from __future__ import annotations
 
 import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_assets.backup import seal_backup
 from migration_assets.config import MigrationConfig
-from migration_assets.partitions import WAVES
-from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
 from migration_assets.store.database import get_engine
-from migration_assets.store.runs import mark_failed
 from migration_assets.waves import plan_waves
+
+if TYPE_CHECKING:
+    import dagster as dg
+    from dagster._utils.error import SerializableErrorInfo
 
 
 def root_cause(error: SerializableErrorInfo) -> str:
@@ -41,6 +45,8 @@ class LaunchResult:
 def default_instance() -> dg.DagsterInstance:
     """The instance in ``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory,
     created with the project's ``dagster.yaml`` when the working directory has one."""
+    import dagster as dg
+
     if not os.environ.get("DAGSTER_HOME"):
         home = Path.cwd() / ".dagster_home"
         home.mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,11 @@ def run_wave(
     tags: dict[str, str] | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
+    from migration_assets.backup import seal_backup
     from migration_assets.definitions import defs
+    from migration_assets.partitions import WAVES
+    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
+    from migration_assets.store.runs import mark_failed
 
     instance = instance or default_instance()
     if not instance.has_dynamic_partition(WAVES, partition_key):

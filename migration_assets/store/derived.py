@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
@@ -148,14 +149,9 @@ def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCu
         conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids)))
         chunks = [(item_id, record_hash, *chunk) for item_id, record_hash, item_chunks in cuts if item_id in keep for chunk in item_chunks]
         chunk_ids = reserve_ids(conn, KNOWLEDGE, len(chunks))
-        sql, order = _insert_chunk_sql(conn.dialect)
-        params = [
-            _chunk_params(order, id=chunk_id, item=item_id, hash=record_hash, index=index, start=start, end=end, run=run_id)
-            for chunk_id, (item_id, record_hash, index, start, end) in zip(chunk_ids, chunks, strict=True)
-        ]
-        if params:
-            written = conn.exec_driver_sql(sql, params).rowcount
-            if written != len(params):  # an item changed since the check above (PostgreSQL, READ COMMITTED)
+        if chunks:
+            written = _insert_chunks(conn, run_id, chunk_ids, chunks)
+            if written != len(chunks):  # an item changed since the check above (PostgreSQL, READ COMMITTED)
                 chunk_ids = list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.id.in_(chunk_ids))).scalars())
             if journal:
                 journal.inserted("knowledge_items", chunk_ids)
@@ -178,6 +174,33 @@ _INSERT_CHUNK = insert(KNOWLEDGE).from_select(
         CONTENT.c.record_hash,
         bindparam("run", type_=String),
     ).where(CONTENT.c.id == bindparam("item", type_=BigInteger), CONTENT.c.record_hash == bindparam("hash", type_=String)),
+)
+
+
+def _insert_chunks(conn: Connection, run_id: str, chunk_ids: list[int], chunks: list[tuple[int, str, int, int, int]]) -> int:
+    """Insert the chunks (item, record hash, index, start, end) under these ids; returns how many were written."""
+    if conn.dialect.name == "postgresql":  # one statement over arrays: a statement per chunk costs a round trip each
+        items, hashes, indexes, starts, ends = (list(column) for column in zip(*chunks, strict=True))
+        params = {"ids": chunk_ids, "items": items, "hashes": hashes, "indexes": indexes, "starts": starts, "ends": ends, "run": run_id}
+        return conn.execute(_INSERT_CHUNKS_POSTGRES, params).rowcount
+    sql, order = _insert_chunk_sql(conn.dialect)
+    params_list = [
+        _chunk_params(order, id=chunk_id, item=item_id, hash=record_hash, index=index, start=start, end=end, run=run_id)
+        for chunk_id, (item_id, record_hash, index, start, end) in zip(chunk_ids, chunks, strict=True)
+    ]
+    return conn.exec_driver_sql(sql, params_list).rowcount
+
+
+_INSERT_CHUNKS_POSTGRES = sql_text(
+    """
+    insert into knowledge_items (id, content_item_id, chunk_index, title, text, char_start, char_end, source_hash, run_id)
+    select v.id, c.id, v.chunk_index, c.title, substr(c.content, v.char_start + 1, v.char_end - v.char_start),
+           v.char_start, v.char_end, c.record_hash, :run
+    from unnest(cast(:ids as bigint[]), cast(:items as bigint[]), cast(:hashes as text[]),
+                cast(:indexes as integer[]), cast(:starts as integer[]), cast(:ends as integer[]))
+         as v(id, item, hash, chunk_index, char_start, char_end)
+    join content_items c on c.id = v.item and c.record_hash = v.hash
+    """
 )
 
 
