@@ -9,7 +9,6 @@ worker processes (``store/workers.py``); this module only decides what is stale 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,7 +33,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
@@ -97,6 +95,9 @@ def refresh_knowledge_items(
         if journal:
             journal.open_transaction(conn)
         counts.removed_items = prune_short_content_knowledge(conn, min_chars, journal)
+    # SQLite slices a chunk's text out of its content faster than the text can come through
+    # this process; PostgreSQL (long content compressed, read whole for each slice) takes it by COPY
+    with_text = engine.dialect.name != "sqlite"
     last_id = 0
     exhausted = False
     pending: deque[Future[list[ItemCut]]] = deque()
@@ -113,7 +114,7 @@ def refresh_knowledge_items(
                     )
                 if item_ids:
                     last_id = item_ids[-1]
-                    pending.append(submit("cut", item_ids, chunk_chars))
+                    pending.append(submit("cut", item_ids, chunk_chars, with_text))
                 else:
                     exhausted = True
                 continue
@@ -122,103 +123,89 @@ def refresh_knowledge_items(
 
 
 def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCut], journal: Journal | None, counts: KnowledgeCounts) -> None:
-    """Replace the chunks of the items cut that are still stale and still at the version that
-    was cut (a changed item stays stale for the next refresh). The text of each chunk is sliced
-    out of its content item by the database."""
+    """Replace the chunks of the items cut that are still stale. Each chunk carries the record
+    hash of the version it was cut from: an item changed meanwhile stays stale for the next refresh."""
     if not cuts:
         return
     with engine.begin() as conn:
         serialise_writes(conn, "knowledge")
         if journal:
             journal.open_transaction(conn)
-        cut_hashes = {item_id: record_hash for item_id, record_hash, _ in cuts}
-        # still stale (a concurrent run may have rebuilt them meanwhile) and still the version cut
-        # (the batch is a run of ids in order: a range, not a list of thousands of parameters)
-        in_batch = CONTENT.c.id.between(min(cut_hashes), max(cut_hashes))
-        current = [
-            row
-            for row in conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(in_batch, _stale_content(min_chars))).all()
-            if row.id in cut_hashes
-        ]
-        item_ids = [item_id for item_id, record_hash in current if cut_hashes[item_id] == record_hash]
-        if not item_ids:
+        cut_ids = {item_id for item_id, *_ in cuts}
+        # still stale: a concurrent run may have rebuilt some meanwhile (the batch is a run of
+        # ids in order: a range, not a list of thousands of parameters)
+        in_batch = CONTENT.c.id.between(min(cut_ids), max(cut_ids))
+        stale = {
+            item_id for item_id in conn.execute(select(CONTENT.c.id).where(in_batch, _stale_content(min_chars))).scalars().all() if item_id in cut_ids
+        }
+        if not stale:
             return
-        keep = set(item_ids)
+        item_ids = sorted(stale)
         if journal:
             journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
         conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids)))
-        chunks = [(item_id, record_hash, *chunk) for item_id, record_hash, item_chunks in cuts if item_id in keep for chunk in item_chunks]
-        chunk_ids = reserve_ids(conn, KNOWLEDGE, len(chunks))
-        if chunks:
-            written = _insert_chunks(conn, run_id, chunk_ids, chunks)
-            if written != len(chunks):  # an item changed since the check above (PostgreSQL, READ COMMITTED)
+        rows = [
+            {
+                "content_item_id": item_id,
+                "chunk_index": index,
+                "title": title,
+                "text": text,
+                "char_start": start,
+                "char_end": end,
+                "source_hash": record_hash,
+                "run_id": run_id,
+            }
+            for item_id, record_hash, title, chunks in cuts
+            if item_id in stale
+            for index, start, end, text in chunks
+        ]
+        chunk_ids = reserve_ids(conn, KNOWLEDGE, len(rows))
+        for row, chunk_id in zip(rows, chunk_ids, strict=True):
+            row["id"] = chunk_id
+        if rows and rows[0]["text"] is None:
+            if _insert_sliced(conn, rows) != len(rows):  # an item changed since it was cut: not written
                 chunk_ids = list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.id.in_(chunk_ids))).scalars())
-            if journal:
-                journal.inserted("knowledge_items", chunk_ids)
+        else:
+            bulk_insert(conn, KNOWLEDGE, rows)
+        if journal and chunk_ids:
+            journal.inserted("knowledge_items", chunk_ids)
         counts.items += len(item_ids)
         counts.chunks += len(chunk_ids)
 
 
-# one chunk of one content item, its text sliced out of the item's content (characters, 1-based),
-# written only while the item is still at the version that was cut
-_INSERT_CHUNK = insert(KNOWLEDGE).from_select(
+def _insert_sliced(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert chunk rows whose text the database slices out of their content item, each only
+    while the item is still the version that was cut; returns how many were written."""
+    sql, order = _insert_sliced_sql(conn.dialect)
+    take = itemgetter(*order) if order else None
+    params = []
+    for row in rows:
+        values = {**row, "from": row["char_start"] + 1, "length": row["char_end"] - row["char_start"]}
+        params.append(take(values) if take else values)
+    return conn.exec_driver_sql(sql, params).rowcount
+
+
+_INSERT_SLICED = insert(KNOWLEDGE).from_select(
     ["id", "content_item_id", "chunk_index", "title", "text", "char_start", "char_end", "source_hash", "run_id"],
     select(
         bindparam("id", type_=BigInteger),
         CONTENT.c.id,
-        bindparam("index", type_=Integer),
+        bindparam("chunk_index", type_=Integer),
         CONTENT.c.title,
-        func.substr(CONTENT.c.content, bindparam("from", type_=Integer), bindparam("length", type_=Integer)),
-        bindparam("start", type_=Integer),
-        bindparam("end", type_=Integer),
+        func.substr(CONTENT.c.content, bindparam("from", type_=Integer), bindparam("length", type_=Integer)),  # characters, 1-based
+        bindparam("char_start", type_=Integer),
+        bindparam("char_end", type_=Integer),
         CONTENT.c.record_hash,
-        bindparam("run", type_=String),
-    ).where(CONTENT.c.id == bindparam("item", type_=BigInteger), CONTENT.c.record_hash == bindparam("hash", type_=String)),
+        bindparam("run_id", type_=String),
+    ).where(CONTENT.c.id == bindparam("content_item_id", type_=BigInteger), CONTENT.c.record_hash == bindparam("source_hash", type_=String)),
 )
 
 
-def _insert_chunks(conn: Connection, run_id: str, chunk_ids: list[int], chunks: list[tuple[int, str, int, int, int]]) -> int:
-    """Insert the chunks (item, record hash, index, start, end) under these ids; returns how many were written."""
-    if conn.dialect.name == "postgresql":  # one statement over arrays: a statement per chunk costs a round trip each
-        items, hashes, indexes, starts, ends = (list(column) for column in zip(*chunks, strict=True))
-        params = {"ids": chunk_ids, "items": items, "hashes": hashes, "indexes": indexes, "starts": starts, "ends": ends, "run": run_id}
-        return conn.execute(_INSERT_CHUNKS_POSTGRES, params).rowcount
-    sql, order = _insert_chunk_sql(conn.dialect)
-    params_list = [
-        _chunk_params(order, id=chunk_id, item=item_id, hash=record_hash, index=index, start=start, end=end, run=run_id)
-        for chunk_id, (item_id, record_hash, index, start, end) in zip(chunk_ids, chunks, strict=True)
-    ]
-    return conn.exec_driver_sql(sql, params_list).rowcount
-
-
-_INSERT_CHUNKS_POSTGRES = sql_text(
-    """
-    insert into knowledge_items (id, content_item_id, chunk_index, title, text, char_start, char_end, source_hash, run_id)
-    select v.id, c.id, v.chunk_index, c.title, substr(c.content, v.char_start + 1, v.char_end - v.char_start),
-           v.char_start, v.char_end, c.record_hash, :run
-    from unnest(cast(:ids as bigint[]), cast(:items as bigint[]), cast(:hashes as text[]),
-                cast(:indexes as integer[]), cast(:starts as integer[]), cast(:ends as integer[]))
-         as v(id, item, hash, chunk_index, char_start, char_end)
-    join content_items c on c.id = v.item and c.record_hash = v.hash
-    """
-)
-
-
-def _chunk_params(order: tuple[str, ...] | None, **values: Any) -> tuple[Any, ...] | dict[str, Any]:
-    values["from"], values["length"] = values["start"] + 1, values["end"] - values["start"]
-    return _getter(order)(values) if order else values
-
-
 @lru_cache(maxsize=8)
-def _getter(order: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    return itemgetter(*order)
-
-
-@lru_cache(maxsize=8)
-def _insert_chunk_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """``_INSERT_CHUNK`` compiled once for the dialect, and its positional parameter order (the
+def _insert_sliced_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """``_INSERT_SLICED`` compiled once for the dialect, and its positional parameter order (the
     driver then gets plain tuples, not dicts SQLAlchemy would convert row by row)."""
-    compiled = _INSERT_CHUNK.compile(dialect=dialect)
+    compiled = _INSERT_SLICED.compile(dialect=dialect)
     return str(compiled), tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
 
 

@@ -2,9 +2,9 @@
 processes that read the texts from the target themselves.
 
 ``derived_work(engine, provider, workers)`` gives a function that submits a job and returns its
-future; the caller writes one batch while the workers read and compute the next ones. Texts
-never travel through the caller: a worker reads them by id, and sends back only chunk
-boundaries or vectors. With one worker, an in-memory database or a provider that cannot be
+future; the caller writes one batch while the workers read and compute the next ones. A worker
+reads the texts by id and sends back chunks (on SQLite only their boundaries: the caller slices
+the text out of the content in SQL) or vectors. With one worker, an in-memory database or a provider that cannot be
 sent to another process (a model holding a GPU handle, say), the jobs run in the caller.
 
 Each worker opens its own connections (never one inherited from the caller) and only reads.
@@ -26,8 +26,9 @@ from migration_assets.embeddings import EmbeddingProvider, chunk_text
 from migration_assets.store.database import readonly_engine
 from migration_assets.store.tables import CONTENT, KNOWLEDGE
 
-ItemCut = tuple[int, str, list[tuple[int, int, int]]]
-"""(content item id, record hash of the version cut, its chunks' (index, start, end))"""
+ItemCut = tuple[int, str, str | None, list[tuple[int, int, int, str | None]]]
+"""(content item id, record hash of the version cut, its title, its chunks' (index, start, end, text));
+the text is None when the caller slices it out of the content in SQL."""
 
 Submit = Callable[..., "Future[Any]"]
 
@@ -37,11 +38,21 @@ class DerivedWork:
     engine: Engine
     provider: EmbeddingProvider | None = None
 
-    def cut(self, item_ids: list[int], chunk_chars: int) -> list[ItemCut]:
+    def cut(self, item_ids: list[int], chunk_chars: int, with_text: bool = True) -> list[ItemCut]:
         """The chunks of these content items as they are now (those that still exist)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash, CONTENT.c.content).where(CONTENT.c.id.in_(item_ids))).all()
-        return [(row.id, row.record_hash, [(c.index, c.start, c.end) for c in chunk_text(row.content or "", chunk_chars)]) for row in rows]
+            rows = conn.execute(
+                select(CONTENT.c.id, CONTENT.c.record_hash, CONTENT.c.title, CONTENT.c.content).where(CONTENT.c.id.in_(item_ids))
+            ).all()
+        return [
+            (
+                row.id,
+                row.record_hash,
+                row.title,
+                [(c.index, c.start, c.end, c.text if with_text else None) for c in chunk_text(row.content or "", chunk_chars)],
+            )
+            for row in rows
+        ]
 
     def embed(self, chunk_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """The vectors of these knowledge chunks (those that still exist), and their ids."""
