@@ -9,11 +9,12 @@ worker processes (``store/workers.py``); this module only decides what is stale 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -41,6 +42,8 @@ from migration_assets.store.bulk import bulk_insert, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -98,28 +101,43 @@ def refresh_knowledge_items(
     # SQLite slices a chunk's text out of its content faster than the text can come through
     # this process; PostgreSQL (long content compressed, read whole for each slice) takes it by COPY
     with_text = engine.dialect.name != "sqlite"
+
+    def stale(conn: Connection, after: int) -> list[int]:
+        query = select(CONTENT.c.id).where(_stale_content(min_chars), CONTENT.c.id > after).order_by(CONTENT.c.id).limit(batch_size)
+        return list(conn.execute(query).scalars().all())
+
+    def write(cuts: list[ItemCut]) -> None:
+        _write_chunks(engine, run_id, min_chars, cuts, journal, counts)
+
+    with derived_work(engine, None, workers) as submit:
+        _pipelined(engine, stale, lambda item_ids: submit("cut", item_ids, chunk_chars, with_text), write, depth=workers)
+    return counts
+
+
+def _pipelined(
+    engine: Engine,
+    next_ids: Callable[[Connection, int], list[int]],
+    start: Callable[[list[int]], Future[R]],
+    write: Callable[[R], None],
+    *,
+    depth: int,
+) -> None:
+    """Select batches of ids in order (``next_ids(conn, after)``), start their work ahead, at most
+    ``depth + 1`` batches at a time, and write each result in order as it comes."""
     last_id = 0
     exhausted = False
-    pending: deque[Future[list[ItemCut]]] = deque()
-    with derived_work(engine, None, workers) as submit:
-        while pending or not exhausted:
-            if not exhausted and len(pending) <= workers:
-                with engine.connect() as conn:
-                    item_ids = list(
-                        conn.execute(
-                            select(CONTENT.c.id).where(_stale_content(min_chars), CONTENT.c.id > last_id).order_by(CONTENT.c.id).limit(batch_size)
-                        )
-                        .scalars()
-                        .all()
-                    )
-                if item_ids:
-                    last_id = item_ids[-1]
-                    pending.append(submit("cut", item_ids, chunk_chars, with_text))
-                else:
-                    exhausted = True
-                continue
-            _write_chunks(engine, run_id, min_chars, pending.popleft().result(), journal, counts)
-    return counts
+    pending: deque[Future[R]] = deque()
+    while pending or not exhausted:
+        if not exhausted and len(pending) <= depth:
+            with engine.connect() as conn:
+                ids = next_ids(conn, last_id)
+            if ids:
+                last_id = ids[-1]
+                pending.append(start(ids))
+            else:
+                exhausted = True
+            continue
+        write(pending.popleft().result())
 
 
 def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCut], journal: Journal | None, counts: KnowledgeCounts) -> None:
@@ -218,32 +236,25 @@ def refresh_embeddings(
     written; each write re-checks, in its own transaction, which of its chunks still lack a
     vector (a concurrent run may have embedded or replaced some meanwhile)."""
     counts = EmbeddingCounts()
-    last_id = 0
-    exhausted = False
-    pending: deque[Future[tuple[list[int], np.ndarray]]] = deque()
+
+    def missing(conn: Connection, after: int) -> list[int]:
+        return list(
+            conn.execute(
+                select(KNOWLEDGE.c.id)
+                .select_from(_with_embeddings())
+                .where(_missing_vector(provider), KNOWLEDGE.c.id > after)
+                .order_by(KNOWLEDGE.c.id)
+                .limit(batch_size)
+            )
+            .scalars()
+            .all()
+        )
+
+    def write(result: tuple[list[int], np.ndarray]) -> None:
+        _write_vectors(engine, run_id, provider, result[0], result[1], journal, counts)
+
     with derived_work(engine, provider, workers) as submit:
-        while pending or not exhausted:
-            if not exhausted and len(pending) <= workers:
-                with engine.connect() as conn:
-                    chunk_ids = list(
-                        conn.execute(
-                            select(KNOWLEDGE.c.id)
-                            .select_from(_with_embeddings())
-                            .where(_missing_vector(provider), KNOWLEDGE.c.id > last_id)
-                            .order_by(KNOWLEDGE.c.id)
-                            .limit(batch_size)
-                        )
-                        .scalars()
-                        .all()
-                    )
-                if chunk_ids:
-                    last_id = chunk_ids[-1]
-                    pending.append(submit("embed", chunk_ids))
-                else:
-                    exhausted = True
-                continue
-            embedded_ids, vectors = pending.popleft().result()
-            _write_vectors(engine, run_id, provider, embedded_ids, vectors, journal, counts)
+        _pipelined(engine, missing, lambda chunk_ids: submit("embed", chunk_ids), write, depth=workers)
     return counts
 
 
