@@ -7,6 +7,7 @@ A run's checks look at the run's scope: the files it tracked in ``migration_item
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,24 +102,38 @@ def check_reconciliation(engine: Engine, run_id: str, *, files_discovered: int, 
     return IntegrityResult("reconciliation", not problems, "ERROR", message, details)
 
 
-def check_duplicate_content(engine: Engine, run_id: str) -> IntegrityResult:
-    """The same non-empty content under different legacy ids, for content the run touched."""
-    scope_hashes = select(CONTENT.c.content_hash).where(CONTENT.c.id.in_(_in_run_scope(run_id)), CONTENT.c.content_length > 0)
+def check_duplicate_content(engine: Engine, run_id: str, *, page: int = 20_000) -> IntegrityResult:
+    """The same non-empty content under different legacy ids, for content the run touched.
+
+    ``content_hash`` is not indexed (migration 0005), and grouping it in SQL sorts the whole
+    table in memory. Instead a first pass counts an 8-byte hash of every content hash in
+    numpy, and a second pass keeps only the rows whose hash occurs more than once: memory
+    stays flat however large the table."""
+    non_empty = CONTENT.c.content_length > 0
     with engine.connect() as conn:
-        groups = conn.execute(
-            select(CONTENT.c.content_hash, func.count())
-            .where(CONTENT.c.content_hash.in_(scope_hashes), CONTENT.c.content_length > 0)
-            .group_by(CONTENT.c.content_hash)
-            .having(func.count() > 1)
-            .order_by(func.count().desc(), CONTENT.c.content_hash)
-        ).all()
-        shown = [content_hash for content_hash, _ in groups[:EXAMPLES]]
-        members: dict[str, list[str]] = {content_hash: [] for content_hash in shown}
-        if shown:  # one pass for all examples (content_hash is not indexed: see migration 0005)
-            query = select(CONTENT.c.content_hash, CONTENT.c.legacy_id).where(CONTENT.c.content_hash.in_(shown)).order_by(CONTENT.c.legacy_id)
-            for content_hash, legacy_id in conn.execute(query):
-                members[content_hash].append(legacy_id)
-        examples = [{"content_hash": content_hash, "legacy_ids": members[content_hash]} for content_hash in shown]
+        streamed = conn.execution_options(stream_results=True, yield_per=page)
+        hashes = streamed.execute(select(CONTENT.c.content_hash).where(non_empty)).scalars()
+        values, counts = np.unique(np.fromiter((hash(h) for h in hashes), dtype=np.int64), return_counts=True)
+        repeated = {int(v) for v in values[counts > 1]}
+        members: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+        if repeated:
+            rows = streamed.execute(
+                select(CONTENT.c.content_hash, CONTENT.c.legacy_id, CONTENT.c.source_root, CONTENT.c.source_path).where(non_empty)
+            )
+            for content_hash, legacy_id, root, path in rows:
+                if hash(content_hash) in repeated:
+                    members[content_hash].append((legacy_id, root, path))
+        shared = {h: m for h, m in members.items() if len(m) > 1}
+        # the groups with a member in a file this run tracked
+        paths = {(root, path) for m in shared.values() for _, root, path in m}
+        files = _run_files(run_id)
+        touched: set[tuple[str, str]] = set()
+        names = sorted({path for _, path in paths})
+        for start in range(0, len(names), 500):
+            tracked = conn.execute(select(files.c.root, files.c.path).where(files.c.path.in_(names[start : start + 500])))
+            touched.update((root, path) for root, path in tracked if (root, path) in paths)
+        groups = sorted(((h, m) for h, m in shared.items() if any((root, path) in touched for _, root, path in m)), key=lambda g: (-len(g[1]), g[0]))
+    examples = [{"content_hash": h, "legacy_ids": sorted(legacy_id for legacy_id, _, _ in m)} for h, m in groups[:EXAMPLES]]
     message = f"{len(groups)} groups of legacy ids share identical content" if groups else "no duplicate content"
     return IntegrityResult("duplicate_content", not groups, "WARN", message, {"groups": len(groups), "examples": examples})
 
