@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from migration_assets.backup import sha256_file
-from migration_assets.store.bulk import bulk_insert
+from migration_assets.store.bulk import assign_ids, bulk_insert
 from migration_assets.store.database import redact_url, serialise_writes
-from migration_assets.store.loader import existing_items, map_inserted_items, with_reserved_ids
+from migration_assets.store.loader import existing_items, map_inserted_items
 from migration_assets.store.models import utcnow
 from migration_assets.store.tables import CONTENT
 
@@ -119,6 +119,7 @@ def _import_batch(engine: Engine, rows: list[dict[str, Any]], run_id: str, count
                 conn.execute(CONTENT.update().where(CONTENT.c.id == item.id).values(row))
                 counts.updated += 1
         if new:
-            bulk_insert(conn, CONTENT, with_reserved_ids(conn, new))
+            assign_ids(conn, CONTENT, new)
+            bulk_insert(conn, CONTENT, new)
             map_inserted_items(conn, new, run_id, utcnow())
             counts.inserted += len(new)

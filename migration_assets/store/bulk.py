@@ -117,7 +117,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 _UNSET = object()
 
 
-def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """``count`` fresh values of ``table``'s integer primary key ``id``, for rows the caller is
     about to insert in this transaction with explicit ids (so it need not read them back).
 
@@ -133,3 +133,12 @@ def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
         return [int(i) for i in drawn]
     start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
     return list(range(start, start + count))
+
+
+def assign_ids(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Give rows about to be inserted in this transaction their ids (see ``_reserve_ids``),
+    so that nothing has to read them back; returns the ids, in order."""
+    ids = _reserve_ids(conn, table, len(rows))
+    for row, row_id in zip(rows, ids, strict=True):
+        row["id"] = row_id
+    return ids

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider
-from migration_assets.store.bulk import bulk_insert, reserve_ids
+from migration_assets.store.bulk import assign_ids, bulk_insert
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
@@ -177,9 +177,7 @@ def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCu
             if item_id in stale
             for index, start, end, text in chunks
         ]
-        chunk_ids = reserve_ids(conn, KNOWLEDGE, len(rows))
-        for row, chunk_id in zip(rows, chunk_ids, strict=True):
-            row["id"] = chunk_id
+        chunk_ids = assign_ids(conn, KNOWLEDGE, rows)
         if rows and rows[0]["text"] is None:
             if _insert_sliced(conn, rows) != len(rows):  # an item changed since it was cut: not written
                 chunk_ids = list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.id.in_(chunk_ids))).scalars())
@@ -309,9 +307,8 @@ def _write_vectors(
             for i, chunk_id in enumerate(chunk_ids)
             if chunk_id in still_missing
         ]
-        for row, embedding_id in zip(rows, reserve_ids(conn, EMBEDDINGS, len(rows)), strict=True):
-            row["id"] = embedding_id
+        embedding_ids = assign_ids(conn, EMBEDDINGS, rows)
         bulk_insert(conn, EMBEDDINGS, rows)
         if journal and rows:
-            journal.inserted("embeddings", [row["id"] for row in rows])
+            journal.inserted("embeddings", embedding_ids)
         counts.embedded += len(rows)

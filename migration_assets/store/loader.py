@@ -20,7 +20,7 @@ from migration_assets.backup import Journal
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
-from migration_assets.store.bulk import bulk_insert, reserve_ids
+from migration_assets.store.bulk import assign_ids, bulk_insert
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 
 _IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
@@ -112,21 +112,13 @@ class ExistingItem:
     record_hash: str
 
 
-def with_reserved_ids(conn: Connection, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
-    """Give content rows about to be inserted their ids (see ``reserve_ids``)."""
-    for row, item_id in zip(rows, reserve_ids(conn, CONTENT, len(rows)), strict=True):
-        row["id"] = item_id
-    return rows
-
-
-def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> dict[str, int]:
-    """Give content rows just inserted (with their ids) their ``legacy_mappings``; returns
-    ``legacy_id → content item id``."""
-    ids = {row["legacy_id"]: row["id"] for row in rows}
+def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> None:
+    """Give content rows just inserted (with their ids, from ``assign_ids``) their
+    ``legacy_mappings``."""
     mappings = [
         {
             "legacy_id": row["legacy_id"],
-            "content_item_id": ids[row["legacy_id"]],
+            "content_item_id": row["id"],
             "source_path": row["source_path"],
             "run_id": run_id,
             "created_at": now,
@@ -134,7 +126,6 @@ def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id:
         for row in rows
     ]
     bulk_insert(conn, MAPPINGS, mappings)
-    return ids
 
 
 def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str], journal: Journal | None = None) -> int:
@@ -321,15 +312,16 @@ def write_batch(
 
     if not dry_run:
         if new_rows:
-            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), with_reserved_ids(conn, new_rows))
+            assign_ids(conn, CONTENT, new_rows)
+            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), new_rows)
             for position in refused:
                 record = new_records[position]
                 per_file[record.source_path]["inserted"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
             inserted = [row for position, row in enumerate(new_rows) if position not in refused]
-            ids = map_inserted_items(conn, inserted, run_id, now)
+            map_inserted_items(conn, inserted, run_id, now)
             if journal:
-                journal.inserted("content_items", [ids[row["legacy_id"]] for row in inserted])
+                journal.inserted("content_items", [row["id"] for row in inserted])
                 journal.inserted("legacy_mappings", [row["legacy_id"] for row in inserted])
         if changed_rows:
             if journal:
