@@ -43,7 +43,7 @@ class MigrationConfig(BaseModel):
     incremental: bool = Field(default=False, description="Skip files unchanged since their last migration.")
     max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest file (bytes) that is processed.")
     skip_large_files: bool = Field(default=True, description="Skip files over max_file_size; when off they are processed anyway.")
-    parallel_processing: bool = Field(default=False, description="Parse, validate and embed in a process pool.")
+    parallel_processing: bool = Field(default=False, description="Parse, validate, cut chunks and embed in process pools.")
     max_workers: int = Field(default=4, ge=1, description="Process pool size when parallel_processing is on.")
     wave_max_files: int = Field(default=10_000, ge=1, description="Most files in one wave (partition) planned by the sensor or schedule.")
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source (that source only).")
@@ -60,5 +60,5 @@ class MigrationConfig(BaseModel):
 
     @property
     def worker_processes(self) -> int:
-        """How many processes parse, validate and embed (1: the run's own)."""
+        """How many processes parse, validate, cut chunks and embed (1: the run's own)."""
         return self.max_workers if self.parallel_processing else 1

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from migration_assets.config import MigrationConfig
 from migration_assets.inventory import FileInventory
+from migration_assets.repeats import repeated_hashes
 from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
 from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch, write_file
@@ -175,11 +174,7 @@ def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, 
 def repeated_id_hashes(parsed: StagedBatches) -> set[int]:
     """The hashes of legacy ids that occur more than once across the batches (a hash collision
     only adds a candidate). Eight bytes a record, so memory stays flat as the corpus grows."""
-    hashes = [np.fromiter((hash(legacy_id) for legacy_id, _, _ in batch_verdicts(path).ids), dtype=np.int64) for path in parsed.files]
-    if not hashes:
-        return set()
-    values, counts = np.unique(np.concatenate(hashes), return_counts=True)
-    return {int(value) for value in values[counts > 1]}
+    return repeated_hashes(legacy_id for path in parsed.files for legacy_id, _, _ in batch_verdicts(path).ids)
 
 
 def batch_verdicts(path: str) -> BatchVerdicts:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, LargeBinary, and_, func, inspect, select, type_coerce
 
+from migration_assets.repeats import repeated_hashes
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.models import (
     utcnow,
@@ -113,8 +114,7 @@ def check_duplicate_content(engine: Engine, run_id: str, *, page: int = 20_000) 
     with engine.connect() as conn:
         streamed = conn.execution_options(stream_results=True, yield_per=page)
         hashes = streamed.execute(select(CONTENT.c.content_hash).where(non_empty)).scalars()
-        values, counts = np.unique(np.fromiter((hash(h) for h in hashes), dtype=np.int64), return_counts=True)
-        repeated = {int(v) for v in values[counts > 1]}
+        repeated = repeated_hashes(hashes)
         members: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
         if repeated:
             rows = streamed.execute(
