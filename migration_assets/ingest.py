@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from migration_assets.config import MigrationConfig
+from migration_assets.derivation import Derivation, DerivedRecords, derive
 from migration_assets.inventory import FileInventory
 from migration_assets.repeats import repeated_hashes
 from migration_assets.sources.discovery import SourceFile
@@ -83,6 +84,10 @@ def verdicts_path(batch_path: str | Path) -> Path:
     return Path(batch_path).with_suffix(".verdicts.pickle")
 
 
+def derived_path(batch_path: str | Path) -> Path:
+    return Path(batch_path).with_suffix(".derived.pickle")
+
+
 BATCHES_PER_CHECK = 4
 """Batches a worker parses together and checks in one schema call: a Pandera call costs tens of
 milliseconds whatever its size, which per 100-file batch was half the cost of parsing."""
@@ -102,14 +107,17 @@ def check_batches(batches: list[ParsedBatch]) -> list[BatchVerdicts]:
     return checked
 
 
-def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]]) -> list[BatchSummary]:
+def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]], derivation: Derivation | None = None) -> list[BatchSummary]:
     """Parse a few consecutive batches of files, check them against the schema at once and stage
-    each batch with its verdicts; returns only the summaries (cheap to pass back)."""
+    each batch with its verdicts, and with its records' chunks and vectors when a ``derivation``
+    is given; returns only the summaries (cheap to pass back)."""
     parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source)) for source in sources] for _, sources in jobs]
     summaries = []
     for (batch_no, _), batch, verdicts in zip(jobs, parsed_batches, check_batches(parsed_batches), strict=True):
         path = write_batch(Path(directory), batch_no, batch)
         write_file(verdicts_path(path), verdicts)
+        if derivation is not None:
+            write_file(derived_path(path), derive([record for _, parsed in batch for record in parsed.records], derivation))
         summary = BatchSummary(str(path), files=len(batch))
         for _, parsed in batch:
             summary.records += len(parsed.records)
@@ -120,8 +128,15 @@ def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFi
     return summaries
 
 
-def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None) -> StagedBatches:
-    """Parse every eligible file, ``config.batch_size`` files (at most ``BATCH_BYTES``) per staged batch."""
+def parse_stage(
+    config: MigrationConfig,
+    inventory: FileInventory,
+    run_id: str,
+    on_batch: Callable[[int, int], None] | None = None,
+    derivation: Derivation | None = None,
+) -> StagedBatches:
+    """Parse every eligible file, ``config.batch_size`` files (at most ``BATCH_BYTES``) per staged
+    batch; with a ``derivation``, also cut and embed the records while they are in memory."""
     directory = staging_dir(config.backup_path, run_id, "parsed_records")
     batches = batched(inventory.eligible, config.batch_size)
     staged = StagedBatches(str(directory))
@@ -130,7 +145,9 @@ def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, 
     # a few batches per job, but enough jobs to keep every worker busy
     per_job = max(1, min(BATCHES_PER_CHECK, len(batches) // (4 * config.worker_processes)))
     numbered = list(enumerate(batches))
-    jobs = [(inventory.root, str(directory), numbered[i : i + per_job]) for i in range(0, len(numbered), per_job)]
+    if derivation is not None and config.worker_processes > 1:
+        derivation = derivation.sendable()
+    jobs = [(inventory.root, str(directory), numbered[i : i + per_job], derivation) for i in range(0, len(numbered), per_job)]
     n = 0
     for summaries in map_batches(parse_batches, jobs, config.worker_processes):
         for summary in summaries:
@@ -158,10 +175,19 @@ class ValidatedRecords:
 
     def batches(self) -> Iterator[list[FileLoad]]:
         for batch_no, path in enumerate(self.parsed.files):
-            batch: ParsedBatch = read_batch(path)
-            invalid = _by_file(self.invalid.get(batch_no, {}))
-            warnings = _by_file(self.warnings.get(batch_no, {}))
-            yield [FileLoad(source, parsed, invalid.get(source.rel_path, {}), warnings.get(source.rel_path, {})) for source, parsed in batch]
+            yield self._files(batch_no, path)
+
+    def batches_with_derived(self) -> Iterator[tuple[list[FileLoad], DerivedRecords | None]]:
+        """Each batch's files, with the chunks and vectors its parse derived (None if it did not)."""
+        for batch_no, path in enumerate(self.parsed.files):
+            derived: DerivedRecords | None = read_batch(derived_path(path)) if derived_path(path).exists() else None
+            yield self._files(batch_no, path), derived
+
+    def _files(self, batch_no: int, path: str) -> list[FileLoad]:
+        batch: ParsedBatch = read_batch(path)
+        invalid = _by_file(self.invalid.get(batch_no, {}))
+        warnings = _by_file(self.warnings.get(batch_no, {}))
+        return [FileLoad(source, parsed, invalid.get(source.rel_path, {}), warnings.get(source.rel_path, {})) for source, parsed in batch]
 
 
 def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, list[str]]]:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from migration_assets.backup import Journal, fernet_from_env, run_backup_dir
 from migration_assets.config import MigrationConfig
+from migration_assets.derivation import Derivation, DerivedRecords
 from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
@@ -31,6 +32,7 @@ from migration_assets.waves import ensure_waves, finish_waves, plan_incremental,
 
 __all__ = [
     "check_supported",
+    "derivation_for",
     "dry_run",
     "embedding_stage",
     "ensure_waves",
@@ -87,9 +89,9 @@ def load_stage(
     def note_retry(_attempt: int, _exc: BaseException) -> None:
         counts.retries += 1
 
-    for n, files in enumerate(validated.batches(), start=1):
+    for n, (files, derived) in enumerate(validated.batches_with_derived(), start=1):
 
-        def write(files: list[loader.FileLoad] = files, n: int = n) -> LoadCounts:
+        def write(files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = derived) -> LoadCounts:
             with engine.begin() as conn:
                 serialise_writes(conn, "content")
                 if journal:
@@ -102,6 +104,7 @@ def load_stage(
                     preserve_timestamps=config.preserve_timestamps,
                     dry_run=config.dry_run,
                     journal=journal,
+                    derived=derived,
                 )
                 record_progress(conn, run_id, "content_items", n, total)
                 return written
@@ -110,6 +113,16 @@ def load_stage(
         if on_batch:
             on_batch(n, total)
     return counts
+
+
+def derivation_for(config: MigrationConfig, load_provider: Callable[[], EmbeddingProvider]) -> Derivation:
+    """How the parse derives knowledge chunks and vectors. A provider that cannot load leaves the
+    vectors to the embeddings stage, which then stops with the reason (the content still lands)."""
+    try:
+        provider: EmbeddingProvider | None = load_provider()
+    except Exception:  # noqa: BLE001 - reported by the embeddings stage, where it belongs
+        provider = None
+    return Derivation(config.knowledge_min_chars, config.chunk_chars, provider)
 
 
 def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journal: Journal | None = None) -> KnowledgeCounts:

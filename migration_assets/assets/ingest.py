@@ -10,7 +10,7 @@ from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
-from migration_assets.resources import MigrationResource, TargetDatabase
+from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import StagedBatches, read_batch
 from migration_assets.store.runs import start_run, update_stats
 
@@ -54,12 +54,19 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     metadata={"dagster/column_schema": PARSED_TABLE_SCHEMA},
 )
 def parsed_records(
-    context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, legacy_files: FileInventory
+    context: dg.AssetExecutionContext,
+    migration: MigrationResource,
+    target: TargetDatabase,
+    embedding_model: EmbeddingModel,
+    legacy_files: FileInventory,
 ) -> dg.Output[StagedBatches]:
     """Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV), staged in
-    batches on disk; files that cannot be parsed carry their reason."""
+    batches on disk; files that cannot be parsed carry their reason. Each record's knowledge
+    chunks and vectors are derived here too, while it is in memory, and written with it."""
+    config = migration.settings()
     with timed_stage(target, context.run_id, "parsed_records") as figures:
-        staged = service.parse_stage(migration.settings(), legacy_files, context.run_id, on_batch=progress(context, "parsed"))
+        derivation = service.derivation_for(config, embedding_model.load)
+        staged = service.parse_stage(config, legacy_files, context.run_id, on_batch=progress(context, "parsed"), derivation=derivation)
         figures.update(staged.counts)
     preview: list[dict[str, object]] = []
     if staged.files:

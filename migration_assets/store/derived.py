@@ -293,22 +293,72 @@ def _write_vectors(
                 journal.before_change(conn, "embeddings", "delete", outdated)
             conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
             counts.replaced += len(outdated)
-        # each vector as its float32 bytes, cut from one buffer
-        size = 4 * provider.dimension
-        buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-        rows = [
-            {
-                "knowledge_item_id": chunk_id,
-                "model": provider.name,
-                "dimension": provider.dimension,
-                "vector": buffer[i * size : (i + 1) * size],
-                "run_id": run_id,
-            }
-            for i, chunk_id in enumerate(chunk_ids)
-            if chunk_id in still_missing
-        ]
-        embedding_ids = assign_ids(conn, EMBEDDINGS, rows)
-        bulk_insert(conn, EMBEDDINGS, rows)
-        if journal and rows:
-            journal.inserted("embeddings", embedding_ids)
-        counts.embedded += len(rows)
+        keep = [i for i, chunk_id in enumerate(chunk_ids) if chunk_id in still_missing]
+        counts.embedded += _insert_vectors(conn, run_id, provider.name, [chunk_ids[i] for i in keep], vectors[keep], journal)
+
+
+def _insert_vectors(conn: Connection, run_id: str, model: str, chunk_ids: list[int], vectors: np.ndarray, journal: Journal | None) -> int:
+    """Insert one embedding per chunk (row ``i`` of ``vectors`` for ``chunk_ids[i]``); returns how many."""
+    if not chunk_ids:
+        return 0
+    # each vector as its float32 bytes, cut from one buffer
+    dimension = vectors.shape[1]
+    size = 4 * dimension
+    buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+    rows = [
+        {"knowledge_item_id": chunk_id, "model": model, "dimension": dimension, "vector": buffer[i * size : (i + 1) * size], "run_id": run_id}
+        for i, chunk_id in enumerate(chunk_ids)
+    ]
+    embedding_ids = assign_ids(conn, EMBEDDINGS, rows)
+    bulk_insert(conn, EMBEDDINGS, rows)
+    if journal:
+        journal.inserted("embeddings", embedding_ids)
+    return len(rows)
+
+
+@dataclass
+class NewKnowledge:
+    """A content item just written, with the chunks (and vectors) its parse derived."""
+
+    item_id: int
+    record_hash: str
+    title: str | None
+    content: str
+    bounds: list[tuple[int, int, int]]
+    vectors: np.ndarray | None
+
+
+def write_new_knowledge(
+    conn: Connection, run_id: str, items: list[NewKnowledge], *, model: str | None, replaced: list[int], journal: Journal | None
+) -> tuple[int, int]:
+    """In the transaction that wrote these content items: replace the chunks of the items in
+    ``replaced`` (updated in place) and insert every item's chunks, and their vectors when all
+    items have them (from ``model``). Returns (chunks, vectors) written."""
+    if replaced:
+        if journal:
+            journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(replaced))).scalars()))
+        conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(replaced)))
+    rows = [
+        {
+            "content_item_id": item.item_id,
+            "chunk_index": index,
+            "title": item.title,
+            "text": item.content[start:end],
+            "char_start": start,
+            "char_end": end,
+            "source_hash": item.record_hash,
+            "run_id": run_id,
+        }
+        for item in items
+        for index, start, end in item.bounds
+    ]
+    if not rows:
+        return 0, 0
+    chunk_ids = assign_ids(conn, KNOWLEDGE, rows)
+    bulk_insert(conn, KNOWLEDGE, rows)
+    if journal:
+        journal.inserted("knowledge_items", chunk_ids)
+    vectors = [item.vectors for item in items if item.bounds]
+    if model is None or any(v is None for v in vectors):
+        return len(rows), 0
+    return len(rows), _insert_vectors(conn, run_id, model, chunk_ids, np.concatenate(vectors), journal)  # type: ignore[arg-type]

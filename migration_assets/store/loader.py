@@ -17,10 +17,12 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from migration_assets.backup import Journal
+from migration_assets.derivation import DerivedRecords
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import assign_ids, bulk_insert
+from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 
 _IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
@@ -37,6 +39,8 @@ class LoadCounts:
     rejected: int = 0
     pruned: int = 0
     retries: int = 0
+    chunks: int = 0  # knowledge chunks and vectors written with the content (derived in the parse)
+    vectors: int = 0
     files: Counter[str] = field(default_factory=Counter)
     planned_items: list[dict[str, Any]] = field(default_factory=list)  # a dry run's per-file outcomes
     planned_rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -47,6 +51,8 @@ class LoadCounts:
         self.unchanged += other.unchanged
         self.rejected += other.rejected
         self.retries += other.retries
+        self.chunks += other.chunks
+        self.vectors += other.vectors
         self.files.update(other.files)
         self.planned_items += other.planned_items
         self.planned_rejections += other.planned_rejections
@@ -59,6 +65,8 @@ class LoadCounts:
             "rejected": self.rejected,
             "pruned": self.pruned,
             "retries": self.retries,
+            "chunks": self.chunks,
+            "vectors": self.vectors,
             "files": dict(self.files),
         }
 
@@ -235,6 +243,23 @@ def write_isolating_failures(
     return refused
 
 
+def _write_derived(
+    conn: Connection, run_id: str, written: list[tuple[int, LegacyRecord]], updated_ids: list[int], derived: DerivedRecords, journal: Journal | None
+) -> tuple[int, int]:
+    """The chunks and vectors of the records written, as their parse derived them."""
+    items = []
+    replaced = []
+    updated = set(updated_ids)
+    for item_id, record in written:
+        found = derived.of(record)
+        if found is None:
+            continue  # not knowledge (too short), or left to the knowledge stage
+        items.append(NewKnowledge(item_id, record.record_hash, record.title, record.content or "", *found))
+        if item_id in updated:
+            replaced.append(item_id)
+    return write_new_knowledge(conn, run_id, items, model=derived.model, replaced=replaced, journal=journal)
+
+
 def write_batch(
     conn: Connection,
     run_id: str,
@@ -244,10 +269,12 @@ def write_batch(
     preserve_timestamps: bool,
     dry_run: bool = False,
     journal: Journal | None = None,
+    derived: DerivedRecords | None = None,
 ) -> LoadCounts:
     """Write one batch of parsed, validated files; the caller owns the transaction.
 
-    With ``dry_run`` nothing is written and the counts say what would have happened.
+    The chunks and vectors ``derived`` for the records inserted or updated are written with
+    them. With ``dry_run`` nothing is written and the counts say what would have happened.
     """
     now = dt.datetime.now(dt.UTC)
     counts = LoadCounts()
@@ -310,6 +337,7 @@ def write_batch(
             changed_records.append(record)
             tally["updated"] += 1
 
+    written: list[tuple[int, LegacyRecord]] = []  # (content item id, record) of every row written
     if not dry_run:
         if new_rows:
             assign_ids(conn, CONTENT, new_rows)
@@ -319,6 +347,7 @@ def write_batch(
                 per_file[record.source_path]["inserted"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
             inserted = [row for position, row in enumerate(new_rows) if position not in refused]
+            written += [(row["id"], record) for position, (row, record) in enumerate(zip(new_rows, new_records, strict=True)) if position not in refused]
             map_inserted_items(conn, inserted, run_id, now)
             if journal:
                 journal.inserted("content_items", [row["id"] for row in inserted])
@@ -335,6 +364,12 @@ def write_batch(
                 record = changed_records[position]
                 per_file[record.source_path]["updated"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
+            updated = [(row["_id"], record) for position, (row, record) in enumerate(zip(changed_rows, changed_records, strict=True)) if position not in refused]
+            written += updated
+        else:
+            updated = []
+        if derived is not None:
+            counts.chunks, counts.vectors = _write_derived(conn, run_id, written, [item_id for item_id, _ in updated], derived, journal)
         if rejections:
             bulk_insert(conn, REJECTED, rejections)
         if warnings:
