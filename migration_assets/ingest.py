@@ -1,16 +1,19 @@
-"""Parsing and validation stages: source files → staged record batches → validation verdicts.
+"""Parsing and validation: source files → batches of records checked against the schema.
 
-Both stages stream: parsed records go to batch files on disk (``staging``). The schema check
-of a batch runs in the worker that parsed it, while its records are in memory, and its
-verdicts go to a small file beside the batch; the validation stage reads only those verdict
-files, applies the policy (``validate_data``) and catches duplicate ids across batches.
+Workers parse a few batches of files at a time, check their records in one schema call while
+they are in memory, and cut and embed them (``derivation``). The migration's own pass,
+``prepared_batches``, hands each prepared batch to the writer as it comes, a few jobs ahead and
+no more, so that parsing and writing overlap and memory stays flat; ``batch_policy`` applies
+``validate_data`` to a batch's verdicts. A plan that writes nothing (a dry run, a validation
+report) stages the batches on disk instead (``parse_stage``) and applies the policy across all
+of them (``validate_stage``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,20 +26,27 @@ from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
 from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch, write_file
 from migration_assets.store.loader import FileLoad
-from migration_assets.validation import DUPLICATE_IN_BATCH, validate_records
+from migration_assets.validation import DUPLICATE_ID, DUPLICATE_IN_BATCH, validate_records
 
 R = TypeVar("R")
 ParsedBatch = list[tuple[SourceFile, ParsedFile]]
 
 
 def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: int) -> Iterator[R]:
-    """``fn(*job)`` for every job, in order; in a process pool when ``workers`` > 1."""
+    """``fn(*job)`` for every job, in order; in a process pool when ``workers`` > 1, a few jobs
+    ahead of the consumer and no more (results waiting to be consumed are held in memory)."""
     if workers <= 1:
         for job in jobs:
             yield fn(*job)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(fn, *zip(*jobs, strict=True), chunksize=1)
+        pending: deque[Future[R]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(fn, *job))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 BATCH_BYTES = 4 * 1024 * 1024
@@ -84,10 +94,6 @@ def verdicts_path(batch_path: str | Path) -> Path:
     return Path(batch_path).with_suffix(".verdicts.pickle")
 
 
-def derived_path(batch_path: str | Path) -> Path:
-    return Path(batch_path).with_suffix(".derived.pickle")
-
-
 BATCHES_PER_CHECK = 4
 """Batches a worker parses together and checks in one schema call: a Pandera call costs tens of
 milliseconds whatever its size, which per 100-file batch was half the cost of parsing."""
@@ -107,61 +113,108 @@ def check_batches(batches: list[ParsedBatch]) -> list[BatchVerdicts]:
     return checked
 
 
-def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]], derivation: Derivation | None = None) -> list[BatchSummary]:
-    """Parse a few consecutive batches of files, check them against the schema at once and stage
-    each batch with its verdicts, and with its records' chunks and vectors when a ``derivation``
-    is given; returns only the summaries (cheap to pass back)."""
-    parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source)) for source in sources] for _, sources in jobs]
-    summaries = []
-    for (batch_no, _), batch, verdicts in zip(jobs, parsed_batches, check_batches(parsed_batches), strict=True):
-        path = write_batch(Path(directory), batch_no, batch)
-        write_file(verdicts_path(path), verdicts)
-        if derivation is not None:
-            write_file(derived_path(path), derive([record for _, parsed in batch for record in parsed.records], derivation))
-        summary = BatchSummary(str(path), files=len(batch))
-        for _, parsed in batch:
+@dataclass
+class PreparedBatch:
+    """One batch as a worker hands it over: its files parsed, the schema's verdicts on their
+    records, and the chunks and vectors derived from them (None without a derivation)."""
+
+    files: ParsedBatch
+    verdicts: BatchVerdicts
+    derived: DerivedRecords | None
+
+    def summary(self, path: str = "") -> BatchSummary:
+        summary = BatchSummary(path, files=len(self.files))
+        for _, parsed in self.files:
             summary.records += len(parsed.records)
             summary.rejected += len(parsed.rejections)
             summary.failed_files += parsed.error is not None
             summary.formats[parsed.format] += len(parsed.records)
-        summaries.append(summary)
+        return summary
+
+
+def prepare_batches(root: str, jobs: list[tuple[int, list[SourceFile]]], derivation: Derivation | None = None) -> list[PreparedBatch]:
+    """Parse a few consecutive batches of files, check their records against the schema in one
+    call, and cut and embed them when a ``derivation`` is given."""
+    parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source)) for source in sources] for _, sources in jobs]
+    return [
+        PreparedBatch(batch, verdicts, derive([r for _, parsed in batch for r in parsed.records], derivation) if derivation else None)
+        for batch, verdicts in zip(parsed_batches, check_batches(parsed_batches), strict=True)
+    ]
+
+
+def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]]) -> list[BatchSummary]:
+    """``prepare_batches``, each batch staged on disk with its verdicts (for a plan: a dry run or
+    a validation report); returns only the summaries (cheap to pass back)."""
+    summaries = []
+    for (batch_no, _), prepared in zip(jobs, prepare_batches(root, jobs), strict=True):
+        path = write_batch(Path(directory), batch_no, prepared.files)
+        write_file(verdicts_path(path), prepared.verdicts)
+        summaries.append(prepared.summary(str(path)))
     return summaries
 
 
-def parse_stage(
-    config: MigrationConfig,
-    inventory: FileInventory,
-    run_id: str,
-    on_batch: Callable[[int, int], None] | None = None,
-    derivation: Derivation | None = None,
-) -> StagedBatches:
-    """Parse every eligible file, ``config.batch_size`` files (at most ``BATCH_BYTES``) per staged
-    batch; with a ``derivation``, also cut and embed the records while they are in memory."""
-    directory = staging_dir(config.backup_path, run_id, "parsed_records")
+def parse_jobs(config: MigrationConfig, inventory: FileInventory) -> tuple[int, list[list[tuple[int, list[SourceFile]]]]]:
+    """The eligible files in batches (``config.batch_size`` files, at most ``BATCH_BYTES``), and
+    the batches grouped into jobs for the workers: up to ``BATCHES_PER_CHECK`` consecutive
+    batches and ``BATCH_BYTES`` of files a job (so a job of large files stays one batch, and the
+    jobs waiting to be written stay small), but enough jobs to keep every worker busy; (batches, jobs)."""
     batches = batched(inventory.eligible, config.batch_size)
-    staged = StagedBatches(str(directory))
-    totals: Counter[str] = Counter()
-    formats: Counter[str] = Counter()
-    # a few batches per job, but enough jobs to keep every worker busy
     per_job = max(1, min(BATCHES_PER_CHECK, len(batches) // (4 * config.worker_processes)))
-    numbered = list(enumerate(batches))
+    jobs: list[list[tuple[int, list[SourceFile]]]] = []
+    job_bytes = 0
+    for numbered in enumerate(batches):
+        size = sum(source.size for source in numbered[1])
+        if not jobs or len(jobs[-1]) >= per_job or job_bytes + size > BATCH_BYTES:
+            jobs.append([])
+            job_bytes = 0
+        jobs[-1].append(numbered)
+        job_bytes += size
+    return len(batches), jobs
+
+
+def prepared_batches(config: MigrationConfig, inventory: FileInventory, derivation: Derivation | None = None) -> Iterator[PreparedBatch]:
+    """Every eligible file parsed, checked (and derived) in batches, in order, as the workers
+    finish them: the caller writes one batch while the workers prepare the next ones."""
     if derivation is not None and config.worker_processes > 1:
         derivation = derivation.sendable()
-    jobs = [(inventory.root, str(directory), numbered[i : i + per_job], derivation) for i in range(0, len(numbered), per_job)]
-    n = 0
-    for summaries in map_batches(parse_batches, jobs, config.worker_processes):
+    _, jobs = parse_jobs(config, inventory)
+    for prepared in map_batches(prepare_batches, [(inventory.root, job, derivation) for job in jobs], config.worker_processes):
+        yield from prepared
+
+
+def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None) -> StagedBatches:
+    """Parse and check every eligible file, staged on disk batch by batch (``parse_jobs``), for a
+    plan that writes nothing (``ingest_stage`` is the migration's own pass)."""
+    directory = staging_dir(config.backup_path, run_id, "parsed_records")
+    staged = StagedBatches(str(directory))
+    tally = ParseTally()
+    total, jobs = parse_jobs(config, inventory)
+    for summaries in map_batches(parse_batches, [(inventory.root, str(directory), job) for job in jobs], config.worker_processes):
         for summary in summaries:
-            n += 1
             staged.files.append(summary.path)
-            totals.update(files=summary.files, records=summary.records, parse_rejected=summary.rejected, failed_files=summary.failed_files)
-            formats.update(summary.formats)
+            tally.add(summary)
             if on_batch:
-                on_batch(n, len(batches))
-    staged.counts = {
-        **{k: totals.get(k, 0) for k in ("files", "records", "parse_rejected", "failed_files")},
-        **{f"records_{k}": v for k, v in sorted(formats.items())},
-    }
+                on_batch(len(staged.files), total)
+    staged.counts = tally.counts()
     return staged
+
+
+@dataclass
+class ParseTally:
+    """What the parse of many batches found: files, records, rejections and formats."""
+
+    totals: Counter[str] = field(default_factory=Counter)
+    formats: Counter[str] = field(default_factory=Counter)
+
+    def add(self, summary: BatchSummary) -> None:
+        self.totals.update(files=summary.files, records=summary.records, parse_rejected=summary.rejected, failed_files=summary.failed_files)
+        self.formats.update(summary.formats)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            **{k: self.totals.get(k, 0) for k in ("files", "records", "parse_rejected", "failed_files")},
+            **{f"records_{k}": v for k, v in sorted(self.formats.items())},
+        }
 
 
 @dataclass
@@ -175,19 +228,14 @@ class ValidatedRecords:
 
     def batches(self) -> Iterator[list[FileLoad]]:
         for batch_no, path in enumerate(self.parsed.files):
-            yield self._files(batch_no, path)
+            yield file_loads(read_batch(path), self.invalid.get(batch_no, {}), self.warnings.get(batch_no, {}))
 
-    def batches_with_derived(self) -> Iterator[tuple[list[FileLoad], DerivedRecords | None]]:
-        """Each batch's files, with the chunks and vectors its parse derived (None if it did not)."""
-        for batch_no, path in enumerate(self.parsed.files):
-            derived: DerivedRecords | None = read_batch(derived_path(path)) if derived_path(path).exists() else None
-            yield self._files(batch_no, path), derived
 
-    def _files(self, batch_no: int, path: str) -> list[FileLoad]:
-        batch: ParsedBatch = read_batch(path)
-        invalid = _by_file(self.invalid.get(batch_no, {}))
-        warnings = _by_file(self.warnings.get(batch_no, {}))
-        return [FileLoad(source, parsed, invalid.get(source.rel_path, {}), warnings.get(source.rel_path, {})) for source, parsed in batch]
+def file_loads(batch: ParsedBatch, invalid: dict[tuple[str, int], list[str]], warnings: dict[tuple[str, int], list[str]]) -> list[FileLoad]:
+    """A parsed batch with its verdicts, file by file, ready to write."""
+    invalid_by_file = _by_file(invalid)
+    warnings_by_file = _by_file(warnings)
+    return [FileLoad(source, parsed, invalid_by_file.get(source.rel_path, {}), warnings_by_file.get(source.rel_path, {})) for source, parsed in batch]
 
 
 def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, list[str]]]:
@@ -209,10 +257,6 @@ def batch_verdicts(path: str) -> BatchVerdicts:
     return verdicts
 
 
-# Failures that no setting lets through: the target cannot hold two records under one id.
-BLOCKING_ALWAYS = ("duplicate legacy_id",)
-
-
 def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedRecords:
     """Apply the schema's verdicts on every staged batch (``validate_data`` decides whether a
     failure blocks the record or is only a warning); duplicate legacy ids across batches are
@@ -223,29 +267,51 @@ def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedR
     valid = invalid = warned = 0
     for batch_no, path in enumerate(parsed.files):
         checked = batch_verdicts(path)
-        verdicts, ids = checked.failures, checked.ids
-        for legacy_id, rel, index in ids:
-            # the first valid record with an id wins; later ones name it (the schema's own
-            # uniqueness check only sees one batch)
-            key = (rel, index)
-            reasons = [r for r in verdicts.pop(key, []) if r != DUPLICATE_IN_BATCH]
-            if hash(legacy_id) in repeated:  # else its only occurrence
-                if legacy_id in first_seen:
-                    reasons.insert(0, f"duplicate legacy_id {legacy_id!r}: first seen in {first_seen[legacy_id]}")
-                elif not reasons or not config.validate_data:
-                    first_seen[legacy_id] = rel
-            if reasons:
-                verdicts[key] = reasons
-        blocking: dict[tuple[str, int], list[str]] = {}
-        for key, reasons in verdicts.items():
-            if config.validate_data or any(r.startswith(BLOCKING_ALWAYS) for r in reasons):
-                blocking[key] = reasons
-            else:
-                result.warnings.setdefault(batch_no, {})[key] = reasons
-                warned += 1
+        blocking, warnings = apply_verdicts(config, checked, repeated, first_seen)
         if blocking:
             result.invalid[batch_no] = blocking
+        if warnings:
+            result.warnings[batch_no] = warnings
         invalid += len(blocking)
-        valid += len(ids) - len(blocking)
+        warned += len(warnings)
+        valid += len(checked.ids) - len(blocking)
     result.counts = {"valid": valid, "invalid": invalid, "warnings": warned}
     return result
+
+
+Verdicts = dict[tuple[str, int], list[str]]
+"""Reasons by (source path, record index)."""
+
+
+def apply_verdicts(config: MigrationConfig, checked: BatchVerdicts, repeated: set[int], first_seen: dict[str, str]) -> tuple[Verdicts, Verdicts]:
+    """One batch's verdicts under the policy: (blocking failures, warnings). ``validate_data``
+    decides whether a failure blocks its record; a legacy id whose hash is in ``repeated`` is
+    kept in ``first_seen`` (id → path) and any later record with it is refused, across the
+    batches that share ``first_seen``."""
+    verdicts = dict(checked.failures)
+    for legacy_id, rel, index in checked.ids:
+        # the first valid record with an id wins; later ones name it (the schema's own
+        # uniqueness check does not know which of the duplicates is valid)
+        key = (rel, index)
+        reasons = [r for r in verdicts.pop(key, []) if r != DUPLICATE_IN_BATCH]
+        if hash(legacy_id) in repeated:  # else its only occurrence
+            if legacy_id in first_seen:
+                reasons.insert(0, f"{DUPLICATE_ID} {legacy_id!r}: first seen in {first_seen[legacy_id]}")
+            elif not reasons or not config.validate_data:
+                first_seen[legacy_id] = rel
+        if reasons:
+            verdicts[key] = reasons
+    blocking: Verdicts = {}
+    warnings: Verdicts = {}
+    for key, reasons in verdicts.items():
+        if config.validate_data or any(r.startswith(DUPLICATE_ID) for r in reasons):
+            blocking[key] = reasons
+        else:
+            warnings[key] = reasons
+    return blocking, warnings
+
+
+def batch_policy(config: MigrationConfig, checked: BatchVerdicts) -> tuple[Verdicts, Verdicts]:
+    """``apply_verdicts`` for a batch on its own: duplicates within it are caught here, and
+    duplicates across batches by the write (``loader.write_batch``), against the target."""
+    return apply_verdicts(config, checked, repeated_hashes(legacy_id for legacy_id, _, _ in checked.ids), {})

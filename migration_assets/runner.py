@@ -110,11 +110,13 @@ def run_wave(
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
             error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error)}"
         # the target itself may be why the run failed; the error is reported either way
+        # (each step on its own: a backup folder that cannot be written must not cost the report)
         with contextlib.suppress(SQLAlchemyError, LookupError, OSError):  # a full disk, say
             engine = get_engine(database_url)
             mark_failed(engine, result.run_id, error or "run failed")
             if config.create_backups:
-                seal_backup(engine, result.run_id, config.backup_path, database_url)  # what it did commit can be undone
+                with contextlib.suppress(OSError):
+                    seal_backup(engine, result.run_id, config.backup_path, database_url)  # what it did commit can be undone
             write_report(build_report(engine, result.run_id), config.backup_path)  # where it stopped, and why
     backup = config.backup_path
     return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 
+from migration_assets import ingest
 from migration_assets.backup import Journal, fernet_from_env, run_backup_dir
 from migration_assets.config import MigrationConfig
 from migration_assets.derivation import Derivation, DerivedRecords
 from migration_assets.embeddings import EmbeddingProvider, get_provider
-from migration_assets.ingest import ValidatedRecords, parse_stage, validate_stage
+from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
 from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.store import derived, loader
@@ -37,9 +40,9 @@ __all__ = [
     "embedding_stage",
     "ensure_waves",
     "finish_waves",
+    "ingest_stage",
     "journal_for",
     "knowledge_stage",
-    "load_stage",
     "parse_stage",
     "plan_incremental",
     "plan_waves",
@@ -65,46 +68,67 @@ def check_supported(config: MigrationConfig) -> None:
         )
 
 
-def load_stage(
+@dataclass
+class IngestResult:
+    """What ``ingest_stage`` did: the parse's, validation's and load's counts, and a few
+    examples of each for a person to look at."""
+
+    parsed: dict[str, int]
+    validated: dict[str, int]
+    loaded: LoadCounts
+    parsed_examples: list[dict[str, Any]] = field(default_factory=list)
+    invalid_examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+EXAMPLES = 10
+
+
+def ingest_stage(
     engine: Engine,
     run_id: str,
     config: MigrationConfig,
     inventory: FileInventory,
-    validated: ValidatedRecords,
+    derivation: Derivation | None = None,
     on_batch: Progress | None = None,
     journal: Journal | None = None,
-) -> LoadCounts:
-    """Write every batch in its own transaction, plus the tracking rows of never-parsed files."""
+) -> IngestResult:
+    """Parse, check and write every eligible file, batch by batch: the workers parse, check (and
+    derive chunks and vectors for) the next batches while this process writes one, in its own
+    transaction with its tracking rows; never-parsed files get their tracking rows first.
+
+    A batch's verdicts are applied as it comes (``batch_policy``); a legacy id that an earlier
+    batch of this run wrote is refused by the write. Nothing is staged on disk and nothing but
+    the batches in flight is held in memory."""
     counts = LoadCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "content")
         if journal:
             journal.open_transaction(conn)
-        skipped = loader.record_ineligible_files(conn, run_id, inventory.files)
-        counts.files.update(skipped)
+        counts.files.update(loader.record_ineligible_files(conn, run_id, inventory.files))
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
-    total = len(validated.parsed)
+    total, _ = ingest.parse_jobs(config, inventory)
+    tally = ingest.ParseTally()
+    validated: Counter[str] = Counter()
+    result = IngestResult({}, {}, counts)
 
     def note_retry(_attempt: int, _exc: BaseException) -> None:
         counts.retries += 1
 
-    for n, (files, derived) in enumerate(validated.batches_with_derived(), start=1):
+    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, derivation), start=1):
+        tally.add(prepared.summary())
+        blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
+        validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
+        files = ingest.file_loads(prepared.files, blocking, warnings)
+        _keep_examples(result, prepared, blocking)
 
-        def write(files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = derived) -> LoadCounts:
+        def write(files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = prepared.derived) -> LoadCounts:
             with engine.begin() as conn:
                 serialise_writes(conn, "content")
                 if journal:
                     journal.open_transaction(conn)
                 written = loader.write_batch(
-                    conn,
-                    run_id,
-                    files,
-                    source_root=inventory.root,
-                    preserve_timestamps=config.preserve_timestamps,
-                    dry_run=config.dry_run,
-                    journal=journal,
-                    derived=derived,
+                    conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, journal=journal, derived=derived
                 )
                 record_progress(conn, run_id, "content_items", n, total)
                 return written
@@ -112,7 +136,22 @@ def load_stage(
         counts.add(retry_transient(write, on_retry=note_retry))
         if on_batch:
             on_batch(n, total)
-    return counts
+    result.parsed = tally.counts()
+    result.validated = {k: validated.get(k, 0) for k in ("valid", "invalid", "warnings")}
+    return result
+
+
+def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blocking: dict[tuple[str, int], list[str]]) -> None:
+    if len(result.parsed_examples) < EXAMPLES:
+        result.parsed_examples += [
+            {"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path}
+            for _, parsed in prepared.files
+            for r in parsed.records
+        ][: EXAMPLES - len(result.parsed_examples)]
+    if len(result.invalid_examples) < EXAMPLES:
+        result.invalid_examples += [
+            {"source_path": path, "index": index, "reasons": "; ".join(reasons)} for (path, index), reasons in blocking.items()
+        ][: EXAMPLES - len(result.invalid_examples)]
 
 
 def derivation_for(config: MigrationConfig, load_provider: Callable[[], EmbeddingProvider]) -> Derivation:

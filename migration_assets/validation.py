@@ -20,7 +20,9 @@ MAX_TITLE_CHARS = 2_000
 MAX_CONTENT_CHARS = 20_000_000
 MAX_TYPE_CHARS = 100  # the widths of content_items' columns
 MAX_CATEGORY_CHARS = 255
-DUPLICATE_IN_BATCH = "duplicate legacy_id within the batch"
+DUPLICATE_ID = "duplicate legacy_id"
+"""The failure no setting lets through: the target cannot hold two records under one id."""
+DUPLICATE_IN_BATCH = f"{DUPLICATE_ID} within the batch"
 URL_PATTERN = r"^(https?|ftp)://[^\s/$.?#][^\s]*$"
 
 

@@ -203,7 +203,7 @@ def test_the_report_carries_backup_integrity_timings_throughput_memory_and_error
     report = json.loads((tmp_path / "bk" / "migration_report.json").read_text())
     assert Path(report["backup"]["rollback_file"]).exists() and report["backup"]["files"]
     assert len(report["integrity"]) == 5
-    assert report["stages"]["content_items"]["seconds"] > 0 and report["stages"]["peak_rss_mb"] > 0
+    assert report["stages"]["ingest_records"]["seconds"] > 0 and report["stages"]["peak_rss_mb"] > 0
     assert report["throughput"]["files_per_minute"] > 0
     assert report["errors_by_type"].get("malformed JSON", 0) >= 1
     summary = (tmp_path / "bk" / "migration_summary.txt").read_text()

@@ -95,7 +95,7 @@ def test_a_failed_run_still_leaves_a_report_of_where_it_stopped(tmp_path, sqlite
     (source / "a.txt").write_text("hello")
     backup = tmp_path / "b"
     backup.mkdir()
-    (backup / ".staging").write_text("a file where the staging folder must go")  # parsing cannot stage its batches
+    (backup / "backups").write_text("a file where the backups folder must go")  # the writes cannot be journaled
     done = run_cli("migrate", "--source", str(source), "--backup", str(backup), home=dagster_home(tmp_path), url=sqlite_url)
     assert done.returncode == 1
     report = json.loads((backup / "migration_report.json").read_text())

@@ -43,12 +43,20 @@ def test_integrity_checks_are_declared_on_the_assets_they_guard():
 
 
 def test_record_assets_show_their_pandera_schema():
+    from migration_assets.assets.schemas import table_schema_of
+    from migration_assets.validation import PARSED_RECORD_SCHEMA, RECORD_SCHEMA
+
     graph = defs.resolve_asset_graph()
-    for name, schema_name in (("parsed_records", "ParsedRecordBatches"), ("validated_records", "ValidatedRecordBatches")):
-        node = graph.get(dg.AssetKey(name))
-        columns = {c.name for c in node.metadata["dagster/column_schema"].columns}
-        assert {"legacy_id", "title", "content", "url", "created_at", "tags"} <= columns
-        assert node.assets_def.op.outs["result"].dagster_type.display_name == schema_name
+    for name, schema in (("parsed_records", PARSED_RECORD_SCHEMA), ("validated_records", RECORD_SCHEMA)):
+        shown = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
+        assert shown == table_schema_of(schema)
+        assert {"legacy_id", "title", "content", "url", "created_at", "tags"} <= {c.name for c in shown.columns}
+
+
+def test_records_are_parsed_validated_and_written_in_one_step():
+    graph = defs.resolve_asset_graph()
+    steps = {graph.get(dg.AssetKey(name)).assets_def.op.name for name in ("parsed_records", "validated_records", "content_items")}
+    assert steps == {"ingest_records"}
 
 
 def test_the_workspace_file_loads_the_code_location():

@@ -105,7 +105,7 @@ def test_a_failed_wave_is_retried_alone(tmp_path, target_url, instance):
     (source / "two.txt").write_text("second wave")
     blocked = tmp_path / "blocked"
     blocked.mkdir()
-    (blocked / ".staging").write_text("not a folder")  # the second wave cannot stage its batches
+    (blocked / "backups").write_text("not a folder")  # the second wave cannot journal its writes
     failed = materialize(source, blocked, target_url, instance, incremental=True)
     assert good.success and not failed.success
     key = failed.dagster_run.tags["dagster/partition"]

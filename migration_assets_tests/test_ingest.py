@@ -38,3 +38,36 @@ def test_batches_checked_together_get_each_its_own_verdicts():
     assert [i[0] for i in one.ids] == ["a", "b"] and [i[0] for i in two.ids] == ["c", "d"]
     assert list(one.failures) == [("one.json", 1)] and "url" in one.failures[("one.json", 1)][0]
     assert list(two.failures) == [("two.json", 0)] and "neither a title nor content" in two.failures[("two.json", 0)][0]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_the_workers_run_only_a_few_jobs_ahead_of_the_writer():
+    from migration_assets.ingest import map_batches
+
+    pulled = []
+
+    def jobs():
+        for i in range(50):
+            pulled.append(i)
+            yield (i,)
+
+    results = map_batches(_square, jobs(), workers=2)
+    assert next(results) == 0
+    assert len(pulled) <= 4  # what waits to be written is bounded, whatever the corpus
+    assert list(results) == [i * i for i in range(1, 50)]
+
+
+def test_jobs_group_small_batches_but_keep_a_large_batch_alone(tmp_path):
+    from migration_assets.config import MigrationConfig
+    from migration_assets.ingest import BATCH_BYTES, parse_jobs
+    from migration_assets.inventory import FileInventory
+
+    files = [_file(f"s{i}", 1_000) for i in range(400)] + [_file(f"l{i}", BATCH_BYTES // 2) for i in range(4)]
+    config = MigrationConfig(source_directory=str(tmp_path), backup_directory=str(tmp_path / "bk"), batch_size=10)
+    total, jobs = parse_jobs(config, FileInventory(str(tmp_path), files))
+    assert [n for job in jobs for n, _ in job] == list(range(total))  # every batch once, in order
+    assert all(sum(f.size for _, batch in job for f in batch) <= BATCH_BYTES or len(job) == 1 for job in jobs)
+    assert len(jobs[0]) > 1  # small batches share a job (and one schema call)

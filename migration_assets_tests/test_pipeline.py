@@ -179,6 +179,18 @@ def test_duplicate_ids_within_a_run_keep_the_first_and_reject_the_rest(tmp_path,
     assert [(r["path"], r["reason"]) for r in report["rejected_records"]] == [("b.jsonl", "duplicate legacy_id '7': first seen in a.json")]
 
 
+def test_with_validation_off_a_duplicate_id_in_a_later_batch_is_still_refused(tmp_path, target_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.json").write_text(json.dumps({"id": "x", "title": "first", "url": "not a url"}))
+    (source / "b.json").write_text(json.dumps({"id": "x", "title": "second"}))
+    assert materialize(source, tmp_path / "bk", target_url, instance, batch_size=1, validate_data=False).success
+    with get_engine(target_url).connect() as conn:
+        assert conn.execute(select(ContentItem.title)).scalars().all() == ["first"]
+    report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
+    assert [(r["path"], r["reason"]) for r in report["rejected_records"]] == [("b.json", "duplicate legacy_id 'x': first seen in a.json")]
+
+
 def test_with_validation_off_failures_are_recorded_but_records_load(tmp_path, target_url, instance):
     source = tmp_path / "src"
     source.mkdir()

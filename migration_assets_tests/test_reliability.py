@@ -287,6 +287,9 @@ def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, sqlit
         (source / f"f{i}.json").write_text(json.dumps({"id": f"d{i}", "title": "T", "content": "z" * 20_000}))
     env = {**os.environ, "DAGSTER_HOME": str(instance.root_directory), "DATABASE_URL": sqlite_url}
     command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--batch-size", "5", "--backup"]
+    with pytest.raises(OSError, match="No space left"), open(tiny_disk / "filler", "wb", buffering=0) as filler:
+        while True:  # the disk is full before the run starts
+            filler.write(b"x" * 1024)
     full = subprocess.run([*command, str(tiny_disk / "bk")], env=env, capture_output=True, text=True, timeout=120)
     assert full.returncode == 1 and "No space left on device" in full.stderr
     with get_engine(sqlite_url).connect() as conn:

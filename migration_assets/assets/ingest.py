@@ -1,17 +1,17 @@
-"""Reading the legacy store: legacy_files → parsed_records → validated_records."""
+"""Reading the legacy store and writing what it holds: legacy_files, then parsed_records →
+validated_records → content_items in one pass."""
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 
-from migration_assets import service
+from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, progress, table_preview, timed_stage
-from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, ParsedRecordBatches, ValidatedRecordBatches
-from migration_assets.ingest import ValidatedRecords
+from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
-from migration_assets.staging import StagedBatches, read_batch
 from migration_assets.store.runs import start_run, update_stats
 
 GROUP = "migration"
@@ -46,65 +46,98 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     )
 
 
-@dg.asset(
-    group_name=GROUP,
+@dg.multi_asset(
+    name="ingest_records",
+    specs=[
+        dg.AssetSpec(
+            "parsed_records",
+            deps=["legacy_files"],
+            group_name=GROUP,
+            kinds={"python", "pandera"},
+            description="Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV); files that cannot be "
+            "parsed carry their reason. Each record's knowledge chunks and vectors are derived where it is parsed.",
+            metadata={"dagster/column_schema": PARSED_TABLE_SCHEMA},
+        ),
+        dg.AssetSpec(
+            "validated_records",
+            deps=["parsed_records"],
+            group_name=GROUP,
+            kinds={"pandera"},
+            description="Parsed records checked against the LegacyRecord schema, in the worker that parsed them; every failing "
+            "record is kept with its reasons and does not go on (unless validate_data is off), and a legacy id already written "
+            "by this run is refused.",
+            metadata={"dagster/column_schema": VALIDATED_TABLE_SCHEMA},
+        ),
+        dg.AssetSpec(
+            "content_items",
+            deps=["validated_records"],
+            group_name=GROUP,
+            kinds={"sql"},
+            description="The ``content_items`` table: valid records inserted or updated in place (never duplicated), with their "
+            "``legacy_mappings``, knowledge chunks and vectors, and each file's ``migration_items`` row, one transaction per batch.",
+        ),
+    ],
+    ins={"legacy_files": dg.AssetIn()},
+    check_specs=[checks.RECONCILIATION, checks.DUPLICATE_CONTENT, checks.TRACKING_DRIFT],
     partitions_def=waves_partitions,
-    kinds={"python", "pandera"},
-    dagster_type=ParsedRecordBatches,
-    metadata={"dagster/column_schema": PARSED_TABLE_SCHEMA},
 )
-def parsed_records(
+def ingest_records(
     context: dg.AssetExecutionContext,
     migration: MigrationResource,
     target: TargetDatabase,
     embedding_model: EmbeddingModel,
     legacy_files: FileInventory,
-) -> dg.Output[StagedBatches]:
-    """Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV), staged in
-    batches on disk; files that cannot be parsed carry their reason. Each record's knowledge
-    chunks and vectors are derived here too, while it is in memory, and written with it."""
+) -> Iterator[dg.MaterializeResult]:
+    """Parse, validate and write the wave's files in one stream of batches: worker processes parse,
+    check and derive the next batches while this step writes one (three assets, one pass: a
+    staged hand-over between them would cost more than the parse itself)."""
+    engine = target.engine()
     config = migration.settings()
-    with timed_stage(target, context.run_id, "parsed_records") as figures:
-        derivation = service.derivation_for(config, embedding_model.load)
-        staged = service.parse_stage(config, legacy_files, context.run_id, on_batch=progress(context, "parsed"), derivation=derivation)
-        figures.update(staged.counts)
-    preview: list[dict[str, object]] = []
-    if staged.files:
-        for _, parsed in read_batch(staged.files[0]):
-            preview += [{"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path} for r in parsed.records]
-    return dg.Output(
-        staged,
+    # a re-execution from this step runs under a new run id: it needs its ledger row too
+    start_run(engine, context.run_id, source_directory=legacy_files.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
+    with timed_stage(target, context.run_id, "ingest_records") as figures:
+        result = service.ingest_stage(
+            engine,
+            context.run_id,
+            config,
+            legacy_files,
+            service.derivation_for(config, embedding_model.load),
+            on_batch=progress(context, "written"),
+            journal=service.journal_for(config, context.run_id, "content"),
+        )
+        figures.update(parsed=result.parsed, validated=result.validated, **result.loaded.as_dict())
+    yield dg.MaterializeResult(
+        asset_key="parsed_records",
         metadata={
-            **counts_metadata(staged.counts),
-            "batches": dg.MetadataValue.int(len(staged)),
-            "preview": table_preview(preview, ["legacy_id", "format", "title", "source_path"]),
+            **counts_metadata(result.parsed),
+            "preview": table_preview(result.parsed_examples, ["legacy_id", "format", "title", "source_path"]),
         },
     )
-
-
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=waves_partitions,
-    kinds={"pandera"},
-    dagster_type=ValidatedRecordBatches,
-    metadata={"dagster/column_schema": VALIDATED_TABLE_SCHEMA},
-)
-def validated_records(
-    context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, parsed_records: StagedBatches
-) -> dg.Output[ValidatedRecords]:
-    """Parsed records checked against the LegacyRecord schema, batch by batch (the check runs in
-    the worker that parsed the batch, while its records are in memory); every failing record is
-    kept with its reasons and does not go on (unless validate_data is off), and a legacy id seen
-    in an earlier batch is refused here."""
-    with timed_stage(target, context.run_id, "validated_records") as figures:
-        validated = service.validate_stage(migration.settings(), parsed_records)
-        figures.update(validated.counts)
-    examples = [
-        {"source_path": path, "index": index, "reasons": "; ".join(reasons)}
-        for verdicts in validated.invalid.values()
-        for (path, index), reasons in verdicts.items()
+    yield dg.MaterializeResult(
+        asset_key="validated_records",
+        metadata={
+            **counts_metadata(result.validated),
+            "invalid_examples": table_preview(result.invalid_examples, ["source_path", "index", "reasons"]),
+        },
+    )
+    checked = [
+        integrity.check_reconciliation(
+            engine,
+            context.run_id,
+            files_discovered=len(legacy_files.files),
+            records_parsed=result.parsed["records"] + result.parsed["parse_rejected"],
+        ),
+        integrity.check_duplicate_content(engine, context.run_id),
+        integrity.check_drift(engine, legacy_files.root),
     ]
-    return dg.Output(
-        validated,
-        metadata={**counts_metadata(validated.counts), "invalid_examples": table_preview(examples, ["source_path", "index", "reasons"])},
+    integrity.record_results(engine, context.run_id, checked)
+    loaded = result.loaded.as_dict()
+    yield dg.MaterializeResult(
+        asset_key="content_items",
+        metadata={
+            **counts_metadata(loaded),
+            "files": dg.MetadataValue.json(dict(result.loaded.files)),
+            "target": dg.MetadataValue.text(target.display_url()),
+        },
+        check_results=[checks.as_check_result(r) for r in checked],
     )

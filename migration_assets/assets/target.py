@@ -1,73 +1,23 @@
-"""Writing the target: content_items → knowledge_items → embeddings, then the run report."""
+"""Completing the target: knowledge_items → embeddings (each repairs what the content's write left
+stale), then the run report."""
 
 import dataclasses
 
 import dagster as dg
 
 from migration_assets import checks, integrity, service
-from migration_assets.assets.metadata import counts_metadata, progress, timed_stage
+from migration_assets.assets.metadata import counts_metadata, timed_stage
 from migration_assets.backup import seal_backup
-from migration_assets.ingest import ValidatedRecords
-from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
 from migration_assets.reports import build_report, peak_rss_mb, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.staging import clean_run_staging
-from migration_assets.store.runs import finish_run, start_run, update_stats
+from migration_assets.store.runs import finish_run, update_stats
 
 GROUP = "migration"
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=waves_partitions,
-    kinds={"sql"},
-    check_specs=[checks.RECONCILIATION, checks.DUPLICATE_CONTENT, checks.TRACKING_DRIFT],
-)
-def content_items(
-    context: dg.AssetExecutionContext,
-    migration: MigrationResource,
-    target: TargetDatabase,
-    legacy_files: FileInventory,
-    validated_records: ValidatedRecords,
-) -> dg.MaterializeResult:
-    """The ``content_items`` table: valid records inserted or updated in place (never duplicated),
-    with their ``legacy_mappings`` and each file's ``migration_items`` row, one transaction per batch."""
-    engine = target.engine()
-    config = migration.settings()
-    # a re-execution from this step runs under a new run id: it needs its ledger row too
-    start_run(engine, context.run_id, source_directory=legacy_files.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
-    with timed_stage(target, context.run_id, "content_items") as figures:
-        counts = service.load_stage(
-            engine,
-            context.run_id,
-            config,
-            legacy_files,
-            validated_records,
-            on_batch=progress(context, "loaded"),
-            journal=service.journal_for(config, context.run_id, "content"),
-        )
-        figures.update(counts.as_dict())
-    parsed = validated_records.parsed.counts
-    results = [
-        integrity.check_reconciliation(
-            engine, context.run_id, files_discovered=len(legacy_files.files), records_parsed=parsed["records"] + parsed["parse_rejected"]
-        ),
-        integrity.check_duplicate_content(engine, context.run_id),
-        integrity.check_drift(engine, legacy_files.root),
-    ]
-    integrity.record_results(engine, context.run_id, results)
-    return dg.MaterializeResult(
-        metadata={
-            **counts_metadata(counts.as_dict()),
-            "files": dg.MetadataValue.json(dict(counts.files)),
-            "target": dg.MetadataValue.text(target.display_url()),
-        },
-        check_results=[checks.as_check_result(r) for r in results],
-    )
-
-
-@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=[content_items])
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=["content_items"])
 def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
     (content changed, or missing after a crash) are rebuilt."""

@@ -24,6 +24,7 @@ from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import assign_ids, bulk_insert
 from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
+from migration_assets.validation import DUPLICATE_ID
 
 _IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED, FileStatus.MISSING}
@@ -118,6 +119,7 @@ class ExistingItem:
     source_root: str
     source_path: str
     record_hash: str
+    run_id: str | None = None  # the run that last wrote it
 
 
 def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> None:
@@ -158,7 +160,7 @@ def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, Exi
     """The content items already in the target for these legacy ids."""
     # plain SQL: SQLAlchemy's expanding IN costs more per id than the lookup itself
     found: dict[str, ExistingItem] = {}
-    columns = "legacy_id, id, source_root, source_path, record_hash"
+    columns = "legacy_id, id, source_root, source_path, record_hash, run_id"
     postgres = conn.dialect.name == "postgresql"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for start in range(0, len(legacy_ids), _IN_CHUNK):
@@ -322,12 +324,15 @@ def write_batch(
             row["migrated_at"] = now
             new_rows.append(row)
             new_records.append(record)
-            existing[record.legacy_id] = ExistingItem(-1, source_root, record.source_path, record.record_hash)
+            existing[record.legacy_id] = ExistingItem(-1, source_root, record.source_path, record.record_hash, run_id)
             tally["inserted"] += 1
         elif (known.source_root, known.source_path) != (source_root, record.source_path):
             where = known.source_path if known.source_root == source_root else f"{known.source_root}/{known.source_path}"
-            conflict = f"legacy_id {record.legacy_id!r} is already migrated from {where!r}"
-            reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), "load")
+            if known.run_id == run_id:  # an earlier batch of this run wrote it: the first occurrence wins
+                conflict, stage = f"{DUPLICATE_ID} {record.legacy_id!r}: first seen in {where}", "validate"
+            else:
+                conflict, stage = f"legacy_id {record.legacy_id!r} is already migrated from {where!r}", "load"
+            reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), stage)
         elif known.record_hash == record.record_hash:
             tally["unchanged"] += 1
         else:
@@ -347,7 +352,9 @@ def write_batch(
                 per_file[record.source_path]["inserted"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
             inserted = [row for position, row in enumerate(new_rows) if position not in refused]
-            written += [(row["id"], record) for position, (row, record) in enumerate(zip(new_rows, new_records, strict=True)) if position not in refused]
+            written += [
+                (row["id"], record) for position, (row, record) in enumerate(zip(new_rows, new_records, strict=True)) if position not in refused
+            ]
             map_inserted_items(conn, inserted, run_id, now)
             if journal:
                 journal.inserted("content_items", [row["id"] for row in inserted])
@@ -364,7 +371,11 @@ def write_batch(
                 record = changed_records[position]
                 per_file[record.source_path]["updated"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
-            updated = [(row["_id"], record) for position, (row, record) in enumerate(zip(changed_rows, changed_records, strict=True)) if position not in refused]
+            updated = [
+                (row["_id"], record)
+                for position, (row, record) in enumerate(zip(changed_rows, changed_records, strict=True))
+                if position not in refused
+            ]
             written += updated
         else:
             updated = []
