@@ -19,8 +19,10 @@ GROUP = "migration"
 
 @dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=["content_items"])
 def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
-    """The ``knowledge_items`` table: content with substantial text, cut into chunks; stale chunks
-    (content changed, or missing after a crash) are rebuilt."""
+    """The ``knowledge_items`` table: content with substantial text, cut into chunks. The chunks are
+    written with their content (``ingest_records``); this step rebuilds whatever is stale (content
+    changed without a new parse, chunks missing after a crash) and drops the knowledge of content
+    now too short."""
     with timed_stage(target, context.run_id, "knowledge_items") as figures:
         config = migration.settings()
         counts = service.knowledge_stage(target.engine(), context.run_id, config, service.journal_for(config, context.run_id, "knowledge"))
@@ -38,7 +40,9 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
 def embeddings(
     context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase, embedding_model: EmbeddingModel
 ) -> dg.MaterializeResult:
-    """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider."""
+    """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider. The
+    vectors are written with their content (``ingest_records``); this step embeds whatever chunk
+    still lacks a vector from this provider."""
     provider = embedding_model.load()
     engine = target.engine()
     with timed_stage(target, context.run_id, "embeddings") as figures:
