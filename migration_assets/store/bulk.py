@@ -90,28 +90,32 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = tuple(rows[0])
     sql, order, processors = _compiled(table, columns, conn.dialect)
     keys = order or columns
-    # a value shared by many rows (the batch's timestamp, say) is converted once, and so is an
-    # empty list or dict (most records' tags and metadata)
-    last: list[Any] = [_UNSET] * len(keys)
-    done: list[Any] = [None] * len(keys)
-    empty: dict[tuple[int, type], Any] = {}
-    params: list[Any] = []
-    for row in rows:
-        values = [row[key] for key in keys]
-        for i, proc in enumerate(processors):
-            if proc is not None:
-                value = values[i]
-                if value is not last[i]:
-                    if type(value) in (list, dict) and not value:
-                        slot = (i, type(value))
-                        if slot not in empty:
-                            empty[slot] = proc(value)
-                        last[i], done[i] = value, empty[slot]
-                    else:
-                        last[i], done[i] = value, proc(value)
-                values[i] = done[i]
-        params.append(tuple(values) if order else dict(zip(keys, values, strict=True)))
+    # column by column: a column without a bind processor (text, numbers, bytes: most) costs no
+    # Python call per value, and a column's value shared by many rows (the batch's timestamp,
+    # say) or an empty list or dict (most records' tags and metadata) is converted once
+    values = [_converted([row[key] for row in rows], proc) for key, proc in zip(keys, processors, strict=True)]
+    params: list[Any] = list(zip(*values, strict=True)) if order else [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
     conn.exec_driver_sql(sql, params)
+
+
+def _converted(column: list[Any], proc: Any) -> list[Any]:
+    if proc is None:
+        return column
+    last: Any = _UNSET
+    done: Any = None
+    empty: dict[type, Any] = {}
+    out = []
+    for value in column:
+        if value is not last:
+            if type(value) in (list, dict) and not value:
+                kind = type(value)
+                if kind not in empty:
+                    empty[kind] = proc(value)
+                last, done = value, empty[kind]
+            else:
+                last, done = value, proc(value)
+        out.append(done)
+    return out
 
 
 _UNSET = object()
