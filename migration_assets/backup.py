@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, event, select, update
 
 from migration_assets.sources.discovery import file_sha256 as sha256_file
 from migration_assets.store.bulk import bulk_insert
@@ -83,12 +83,17 @@ class Journal:
         self.fernet = fernet
         self.counts: Counter[str] = Counter()
         self.tx = ""
+        self._pending: list[bytes] = []  # this transaction's entries, written when it commits
 
     def open_transaction(self, conn: Connection) -> None:
         """Call first in every write transaction: the entries that follow count only if this
-        transaction commits (its id is written in the same transaction)."""
+        transaction commits (its id is written in the same transaction). They reach the disk
+        together, synced, just before the transaction commits: if they cannot be written, it
+        does not commit."""
         self.tx = f"{self.stage}:{uuid.uuid4().hex}"
+        self._pending = []
         conn.execute(JOURNAL_TXS.insert().values(run_id=self.run_id, tx=self.tx))
+        event.listen(conn, "commit", self._write_pending, once=True)
 
     def _append(self, entry: dict[str, Any]) -> None:
         if not self.tx:
@@ -97,8 +102,14 @@ class Journal:
         line = json.dumps(entry, ensure_ascii=False, default=_encode).encode()
         if self.fernet:
             line = self.fernet.encrypt(line)
+        self._pending.append(line + b"\n")
+
+    def _write_pending(self, _conn: Connection) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
         with open(self.path, "ab") as fh:
-            fh.write(line + b"\n")
+            fh.write(b"".join(pending))
             fh.flush()
             os.fsync(fh.fileno())
 

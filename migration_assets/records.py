@@ -144,6 +144,7 @@ def normalise_tags(value: Any) -> list[str]:
 
 
 _EPOCH_MAX = 253402300799  # 9999-12-31
+_CANONICAL_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z", re.ASCII)
 
 
 def normalise_date(value: Any) -> str | None:
@@ -168,6 +169,8 @@ def normalise_date(value: Any) -> str | None:
     text = clean_text(str(value)).strip()
     if not text:
         return None
+    if len(text) == 20 and _CANONICAL_UTC.match(text):
+        return text  # already what this returns for it, whether it is a real moment or not (the raw text)
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
@@ -205,6 +208,23 @@ def sha256_text(text: str | None) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
+_FIELD_NAMES: dict[str, str] = {}
+
+
+def _field_name(key: Any) -> str:
+    """The unified field a legacy key stands for (aliases and case folded), or the key itself."""
+    if type(key) is str:
+        name = _FIELD_NAMES.get(key)
+        if name is None:
+            name = key.strip().lower()
+            name = FIELD_ALIASES.get(name, name)
+            if len(_FIELD_NAMES) < 10_000:  # legacy headers repeat in every row; keys of odd exports may not
+                _FIELD_NAMES[key] = name
+        return name
+    name = str(key).strip().lower() if key is not None else ""
+    return FIELD_ALIASES.get(name, name)
+
+
 def normalise_record(
     raw: dict[str, Any],
     *,
@@ -217,8 +237,7 @@ def normalise_record(
     fields: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in raw.items():
-        name = str(key).strip().lower() if key is not None else ""
-        name = FIELD_ALIASES.get(name, name)
+        name = _field_name(key)
         if name in KNOWN_FIELDS and name not in fields:
             fields[name] = value
         else:
@@ -251,37 +270,50 @@ def normalise_record(
         safe_meta = json_safe(metadata)
     except ValueError as exc:
         return RecordRejection(source_path, record_index, f"metadata: {exc}", legacy_id)
-    record = LegacyRecord(
-        legacy_id=legacy_id,
-        source_path=source_path,
-        source_format=source_format,
-        record_index=record_index,
-        title=title.strip() if title else None,
-        content=content,
-        url=url.strip() if url and url.strip() else None,
-        type=kind.strip() if kind and kind.strip() else None,
-        created_at=normalise_date(fields.get("created_at")),
-        tags=normalise_tags(fields.get("tags")),
-        category=category.strip() if category and category.strip() else None,
-        metadata=safe_meta,
-        content_hash=sha256_text(content),
-        record_hash="",
+    title = title.strip() if title else None
+    url = url.strip() if url and url.strip() else None
+    kind = kind.strip() if kind and kind.strip() else None
+    created_at = normalise_date(fields.get("created_at"))
+    tags = normalise_tags(fields.get("tags"))
+    category = category.strip() if category and category.strip() else None
+    content_hash = sha256_text(content)
+    # the record hash covers everything the record writes, so an unchanged record is never rewritten
+    fingerprint = _fingerprint([source_path, source_format, title, content_hash, url, kind, created_at, tags, category, safe_meta])
+    return LegacyRecord(
+        legacy_id,
+        source_path,
+        source_format,
+        record_index,
+        title,
+        content,
+        url,
+        kind,
+        created_at,
+        tags,
+        category,
+        safe_meta,
+        content_hash,
+        fingerprint,
     )
-    return record._replace(record_hash=record_fingerprint(record))
 
 
 def record_fingerprint(record: LegacyRecord) -> str:
     """A hash of everything a record would write, so an unchanged record is never rewritten."""
-    payload = [
-        record.source_path,
-        record.source_format,
-        record.title,
-        record.content_hash,
-        record.url,
-        record.type,
-        record.created_at,
-        record.tags,
-        record.category,
-        record.metadata,
-    ]
+    return _fingerprint(
+        [
+            record.source_path,
+            record.source_format,
+            record.title,
+            record.content_hash,
+            record.url,
+            record.type,
+            record.created_at,
+            record.tags,
+            record.category,
+            record.metadata,
+        ]
+    )
+
+
+def _fingerprint(payload: list[Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
