@@ -137,6 +137,7 @@ def main() -> None:
                     "stage_peak_rss_mb": {n: f.get("peak_rss_mb") for n, f in report["stages"].items() if isinstance(f, dict) and "seconds" in f}
                     if label == "first run"
                     else None,
+                    "parse_worker_peak_rss_mb": ingest.get("worker_peak_rss_mb") if label == "first run" else None,
                 }
             )
     for row in rows:

@@ -11,6 +11,7 @@ of them (``validate_stage``).
 
 from __future__ import annotations
 
+import resource
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -121,6 +122,7 @@ class PreparedBatch:
     files: ParsedBatch
     verdicts: BatchVerdicts
     derived: DerivedRecords | None
+    peak_rss_mb: float = 0.0  # of the process that prepared it, so far
 
     def summary(self, path: str = "") -> BatchSummary:
         summary = BatchSummary(path, files=len(self.files))
@@ -136,10 +138,14 @@ def prepare_batches(root: str, jobs: list[tuple[int, list[SourceFile]]], derivat
     """Parse a few consecutive batches of files, check their records against the schema in one
     call, and cut and embed them when a ``derivation`` is given."""
     parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source)) for source in sources] for _, sources in jobs]
-    return [
+    prepared = [
         PreparedBatch(batch, verdicts, derive([r for _, parsed in batch for r in parsed.records], derivation) if derivation else None)
         for batch, verdicts in zip(parsed_batches, check_batches(parsed_batches), strict=True)
     ]
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports kilobytes
+    for batch in prepared:
+        batch.peak_rss_mb = peak
+    return prepared
 
 
 def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]]) -> list[BatchSummary]:

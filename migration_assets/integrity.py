@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, LargeBinary, and_, func, inspect, select, type_coerce
+from sqlalchemy import REAL, Engine, LargeBinary, and_, func, inspect, literal, select, type_coerce
+from sqlalchemy.dialects import postgresql
 
 from migration_assets.repeats import repeated_hashes
 from migration_assets.store.bulk import bulk_insert
@@ -199,32 +200,41 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
         bad: list[dict[str, Any]] = []
         checked = 0
         files = _run_files(run_id)
-        # the vectors as stored (bytes on SQLite, arrays on PostgreSQL), decoded a page at a time
-        raw_vector = type_coerce(EMBEDDINGS.c.vector, LargeBinary) if conn.dialect.name == "sqlite" else EMBEDDINGS.c.vector
-        in_scope = (
-            select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, raw_vector.label("vector"))
-            .join(KNOWLEDGE, KNOWLEDGE.c.id == EMBEDDINGS.c.knowledge_item_id)
+        scope = (
+            EMBEDDINGS.join(KNOWLEDGE, KNOWLEDGE.c.id == EMBEDDINGS.c.knowledge_item_id)
             .join(CONTENT, CONTENT.c.id == KNOWLEDGE.c.content_item_id)
             .join(files, and_(CONTENT.c.source_root == files.c.root, CONTENT.c.source_path == files.c.path))
         )
-        # one query, streamed: paging it would evaluate the scope join once per page
-        result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(in_scope)
-        for rows in result.partitions():
-            checked += len(rows)
-            sized = []
-            for row in rows:
-                length = len(row.vector) // 4 if isinstance(row.vector, bytes) else len(row.vector)
-                if row.dimension != dimension or length != dimension or (isinstance(row.vector, bytes) and len(row.vector) % 4):
-                    bad.append({"embedding_id": row.id, "problem": f"dimension {length}, expected {dimension}"})
-                else:
-                    sized.append(row)
-            if sized:  # finiteness of a page of vectors at once
-                if isinstance(sized[0].vector, bytes):
+        if conn.dialect.name == "postgresql":
+            # the server measures its real[] arrays: no vector travels (as Python floats, slowly) to be checked
+            length = func.coalesce(func.array_length(EMBEDDINGS.c.vector, 1), 0)
+            infinite = EMBEDDINGS.c.vector.op("&&", is_comparison=True)(literal(["NaN", "Infinity", "-Infinity"], postgresql.ARRAY(REAL())))
+            rows = conn.execute(select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, length, infinite).select_from(scope)).all()
+            checked = len(rows)
+            for embedding_id, stored, size, not_finite in rows:
+                if stored != dimension or size != dimension:
+                    bad.append({"embedding_id": embedding_id, "problem": f"dimension {size}, expected {dimension}"})
+                elif not_finite:
+                    bad.append({"embedding_id": embedding_id, "problem": "not finite (NaN or infinity)"})
+        else:
+            # the vectors as stored (float32 bytes), decoded a page at a time; one query, streamed:
+            # paging it would evaluate the scope join once per page
+            raw_vector = type_coerce(EMBEDDINGS.c.vector, LargeBinary)
+            in_scope = select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, raw_vector.label("vector")).select_from(scope)
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(in_scope)
+            for page in result.partitions():
+                checked += len(page)
+                sized = []
+                for row in page:
+                    length_ = len(row.vector) // 4
+                    if row.dimension != dimension or length_ != dimension or len(row.vector) % 4:
+                        bad.append({"embedding_id": row.id, "problem": f"dimension {length_}, expected {dimension}"})
+                    else:
+                        sized.append(row)
+                if sized:  # finiteness of a page of vectors at once
                     matrix = np.frombuffer(b"".join(row.vector for row in sized), dtype="<f4").reshape(len(sized), dimension)
-                else:
-                    matrix = np.asarray([row.vector for row in sized], dtype=np.float32)
-                finite = np.isfinite(matrix).all(axis=1)
-                bad.extend({"embedding_id": sized[i].id, "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
+                    finite = np.isfinite(matrix).all(axis=1)
+                    bad.extend({"embedding_id": sized[i].id, "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
     problems = []
     if missing:
         problems.append(f"knowledge items without an embedding: {missing}")

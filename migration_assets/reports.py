@@ -192,7 +192,8 @@ def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, 
     backup_directory.mkdir(parents=True, exist_ok=True)
     report_path = backup_directory / REPORT_FILE
     summary_path = backup_directory / SUMMARY_FILE
-    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    with open(report_path, "w", encoding="utf-8") as fh:  # streamed: a report of every file is large
+        json.dump(report, fh, indent=2, ensure_ascii=False, default=str)
     summary_path.write_text(render_summary(report), encoding="utf-8")
     return report_path, summary_path
 

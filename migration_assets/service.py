@@ -78,6 +78,7 @@ class IngestResult:
     loaded: LoadCounts
     parsed_examples: list[dict[str, Any]] = field(default_factory=list)
     invalid_examples: list[dict[str, Any]] = field(default_factory=list)
+    worker_peak_rss_mb: float = 0.0  # the largest of the processes that parsed (this one, without a pool)
 
 
 EXAMPLES = 10
@@ -117,6 +118,7 @@ def ingest_stage(
 
     for n, prepared in enumerate(ingest.prepared_batches(config, inventory, derivation), start=1):
         tally.add(prepared.summary())
+        result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
         blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
         validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
         files = ingest.file_loads(prepared.files, blocking, warnings)

@@ -77,7 +77,12 @@ def test_knowledge_whose_content_is_gone_fails_relationships(landed):
 
 
 @pytest.mark.parametrize(
-    ("vector", "problem"), [(np.full(256, np.nan, dtype=np.float32), "not finite"), (np.ones(8, dtype=np.float32), "dimension 8")]
+    ("vector", "problem"),
+    [
+        (np.full(256, np.nan, dtype=np.float32), "not finite"),
+        (np.r_[np.ones(255), -np.inf].astype(np.float32), "not finite"),
+        (np.ones(8, dtype=np.float32), "dimension 8"),
+    ],
 )
 def test_a_corrupt_vector_fails_the_embeddings_check(landed, vector, problem):
     result, _, engine = landed

@@ -105,7 +105,7 @@ def ingest_records(
             on_batch=progress(context, "written"),
             journal=service.journal_for(config, context.run_id, "content"),
         )
-        figures.update(parsed=result.parsed, validated=result.validated, **result.loaded.as_dict())
+        figures.update(parsed=result.parsed, validated=result.validated, worker_peak_rss_mb=result.worker_peak_rss_mb, **result.loaded.as_dict())
     yield dg.MaterializeResult(
         asset_key="parsed_records",
         metadata={
