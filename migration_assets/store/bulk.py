@@ -80,6 +80,52 @@ def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> Non
         raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_FLOAT4_OID = 700
+
+
+def copy_vectors(conn: Connection, table: Table, ids: Sequence[int], parent_ids: Sequence[int], model: str, vectors: np.ndarray, run_id: str) -> bool:
+    """On PostgreSQL with psycopg: insert embedding rows (``id``, ``knowledge_item_id``, ``model``,
+    ``dimension``, ``vector``, ``run_id``) by binary ``COPY``, every row built at once by numpy in
+    PostgreSQL's binary row format (a ``real[]`` as ``array_send`` writes it). Text arrays cost
+    the client a formatting pass and the server a parse of every float. Returns False, having
+    done nothing, where this does not apply (another database or driver, an empty model name)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg" or not model or not run_id:
+        return False
+    count, dimension = vectors.shape
+    model_bytes, run_bytes = model.encode(), run_id.encode()
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("id_size", ">i4"), ("id", ">i8"),
+            ("parent_size", ">i4"), ("parent", ">i8"),
+            ("model_size", ">i4"), ("model", f"S{len(model_bytes)}"),
+            ("dimension_size", ">i4"), ("dimension", ">i4"),
+            ("vector_size", ">i4"), ("ndim", ">i4"), ("has_nulls", ">i4"), ("element_type", ">i4"), ("length", ">i4"), ("lower_bound", ">i4"),
+            ("elements", [("size", ">i4"), ("value", ">f4")], (dimension,)),
+            ("run_size", ">i4"), ("run", f"S{len(run_bytes)}"),
+        ]
+    )  # fmt: skip
+    data = np.zeros(count, dtype=row)
+    data["fields"] = 6
+    data["id_size"], data["id"] = 8, np.asarray(ids, dtype=np.int64)
+    data["parent_size"], data["parent"] = 8, np.asarray(parent_ids, dtype=np.int64)
+    data["model_size"], data["model"] = len(model_bytes), model_bytes
+    data["dimension_size"], data["dimension"] = 4, dimension
+    data["vector_size"] = 20 + 8 * dimension
+    data["ndim"], data["has_nulls"], data["element_type"], data["length"], data["lower_bound"] = 1, 0, _FLOAT4_OID, dimension, 1
+    data["elements"]["size"], data["elements"]["value"] = 4, vectors
+    data["run_size"], data["run"] = len(run_bytes), run_bytes
+    statement = f'COPY "{table.name}" (id, knowledge_item_id, model, dimension, vector, run_id) FROM STDIN WITH (FORMAT BINARY)'
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            copy.write(_PGCOPY_HEADER + data.tobytes() + b"\xff\xff")
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+    return True
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) in one statement: all or nothing."""
     if not rows:
@@ -121,7 +167,7 @@ def _converted(column: list[Any], proc: Any) -> list[Any]:
 _UNSET = object()
 
 
-def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """``count`` fresh values of ``table``'s integer primary key ``id``, for rows the caller is
     about to insert in this transaction with explicit ids (so it need not read them back).
 
@@ -140,9 +186,9 @@ def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
 
 
 def assign_ids(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Give rows about to be inserted in this transaction their ids (see ``_reserve_ids``),
+    """Give rows about to be inserted in this transaction their ids (see ``reserve_ids``),
     so that nothing has to read them back; returns the ids, in order."""
-    ids = _reserve_ids(conn, table, len(rows))
+    ids = reserve_ids(conn, table, len(rows))
     for row, row_id in zip(rows, ids, strict=True):
         row["id"] = row_id
     return ids

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider
-from migration_assets.store.bulk import assign_ids, bulk_insert
+from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
@@ -301,19 +301,27 @@ def _insert_vectors(conn: Connection, run_id: str, model: str, chunk_ids: list[i
     """Insert one embedding per chunk (row ``i`` of ``vectors`` for ``chunk_ids[i]``); returns how many."""
     if not chunk_ids:
         return 0
-    # each vector as its float32 bytes, cut from one buffer
-    dimension = vectors.shape[1]
-    size = 4 * dimension
-    buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-    rows = [
-        {"knowledge_item_id": chunk_id, "model": model, "dimension": dimension, "vector": buffer[i * size : (i + 1) * size], "run_id": run_id}
-        for i, chunk_id in enumerate(chunk_ids)
-    ]
-    embedding_ids = assign_ids(conn, EMBEDDINGS, rows)
-    bulk_insert(conn, EMBEDDINGS, rows)
+    embedding_ids = reserve_ids(conn, EMBEDDINGS, len(chunk_ids))
+    if not copy_vectors(conn, EMBEDDINGS, embedding_ids, chunk_ids, model, vectors, run_id):
+        # each vector as its float32 bytes, cut from one buffer
+        dimension = vectors.shape[1]
+        size = 4 * dimension
+        buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        rows = [
+            {
+                "id": embedding_id,
+                "knowledge_item_id": chunk_id,
+                "model": model,
+                "dimension": dimension,
+                "vector": buffer[i * size : (i + 1) * size],
+                "run_id": run_id,
+            }
+            for i, (embedding_id, chunk_id) in enumerate(zip(embedding_ids, chunk_ids, strict=True))
+        ]
+        bulk_insert(conn, EMBEDDINGS, rows)
     if journal:
         journal.inserted("embeddings", embedding_ids)
-    return len(rows)
+    return len(chunk_ids)
 
 
 @dataclass
