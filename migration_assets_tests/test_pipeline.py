@@ -137,7 +137,8 @@ def test_an_edited_record_is_updated_in_place(tmp_path, target_url, instance):
     with get_engine(target_url).connect() as conn:
         first_id = conn.execute(select(ContentItem.id)).scalar_one()
     (source / "a.json").write_text(json.dumps({"id": "a1", "title": "Second", "content": "two " * 200}))
-    assert materialize(source, tmp_path / "bk", target_url, instance).success
+    second = materialize(source, tmp_path / "bk", target_url, instance)
+    assert second.success
     with get_engine(target_url).connect() as conn:
         rows = conn.execute(select(ContentItem.id, ContentItem.title)).all()
         chunk_texts = conn.execute(select(KnowledgeItem.text)).scalars().all()
@@ -145,6 +146,10 @@ def test_an_edited_record_is_updated_in_place(tmp_path, target_url, instance):
     assert rows == [(first_id, "Second")]
     assert chunk_texts and all(t.startswith("two") for t in chunk_texts)
     assert embedded == len(chunk_texts)
+    # the new chunks and vectors came with the content's write; the repair passes found nothing
+    metadata = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata for e in second.get_asset_materialization_events()}
+    assert metadata["content_items"]["chunks"].value == metadata["content_items"]["vectors"].value == len(chunk_texts)
+    assert metadata["knowledge_items"]["chunks_written"].value == 0 and metadata["embeddings"]["embedded"].value == 0
 
 
 def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, instance):
