@@ -9,13 +9,13 @@ Nothing here knows about Dagster or databases.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
+from migration_assets.embeddings.base import can_send
 from migration_assets.records import LegacyRecord
 
 Bounds = list[tuple[int, int, int]]
@@ -35,11 +35,7 @@ class Derivation:
     def sendable(self) -> Derivation:
         """This derivation as a worker process can receive it: without a provider that cannot be
         sent to another process (a model holding a GPU handle, say)."""
-        try:
-            pickle.dumps(self.provider)
-        except Exception:
-            return Derivation(self.min_chars, self.chunk_chars, None)
-        return self
+        return self if can_send(self.provider) else Derivation(self.min_chars, self.chunk_chars, None)
 
 
 @dataclass

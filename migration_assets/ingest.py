@@ -11,7 +11,6 @@ of them (``validate_stage``).
 
 from __future__ import annotations
 
-import resource
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 from migration_assets.config import MigrationConfig
 from migration_assets.derivation import Derivation, DerivedRecords, derive
 from migration_assets.inventory import FileInventory
+from migration_assets.memory import peak_rss_mb
 from migration_assets.repeats import repeated_hashes
 from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
@@ -142,7 +142,7 @@ def prepare_batches(root: str, jobs: list[tuple[int, list[SourceFile]]], derivat
         PreparedBatch(batch, verdicts, derive([r for _, parsed in batch for r in parsed.records], derivation) if derivation else None)
         for batch, verdicts in zip(parsed_batches, check_batches(parsed_batches), strict=True)
     ]
-    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports kilobytes
+    peak = peak_rss_mb()
     for batch in prepared:
         batch.peak_rss_mb = peak
     return prepared
@@ -178,12 +178,13 @@ def parse_jobs(config: MigrationConfig, inventory: FileInventory) -> tuple[int, 
     return len(batches), jobs
 
 
-def prepared_batches(config: MigrationConfig, inventory: FileInventory, derivation: Derivation | None = None) -> Iterator[PreparedBatch]:
-    """Every eligible file parsed, checked (and derived) in batches, in order, as the workers
-    finish them: the caller writes one batch while the workers prepare the next ones."""
+def prepared_batches(
+    config: MigrationConfig, inventory: FileInventory, jobs: list[list[tuple[int, list[SourceFile]]]], derivation: Derivation | None = None
+) -> Iterator[PreparedBatch]:
+    """The batches of ``jobs`` (``parse_jobs``) parsed, checked (and derived), in order, as the
+    workers finish them: the caller writes one batch while the workers prepare the next ones."""
     if derivation is not None and config.worker_processes > 1:
         derivation = derivation.sendable()
-    _, jobs = parse_jobs(config, inventory)
     for prepared in map_batches(prepare_batches, [(inventory.root, job, derivation) for job in jobs], config.worker_processes):
         yield from prepared
 

@@ -4,7 +4,6 @@ and ``migration_summary.txt`` (for people), both built from the tracking tables.
 from __future__ import annotations
 
 import json
-import resource
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,6 @@ from migration_assets.store.models import (
     KnowledgeItem,
 )
 from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNINGS, WAVES
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def error_type(reason: str) -> str:

@@ -108,7 +108,7 @@ def ingest_stage(
         counts.files.update(loader.record_ineligible_files(conn, run_id, inventory.files))
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
-    total, _ = ingest.parse_jobs(config, inventory)
+    total, jobs = ingest.parse_jobs(config, inventory)
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
     result = IngestResult({}, {}, counts)
@@ -116,7 +116,7 @@ def ingest_stage(
     def note_retry(_attempt: int, _exc: BaseException) -> None:
         counts.retries += 1
 
-    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, derivation), start=1):
+    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, jobs, derivation), start=1):
         tally.add(prepared.summary())
         result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
         blocking, warnings = ingest.batch_policy(config, prepared.verdicts)

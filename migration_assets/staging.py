@@ -7,7 +7,6 @@ A stage writes numbered batch files into a run-scoped folder and hands on a smal
 from __future__ import annotations
 
 import pickle
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,3 @@ class StagedBatches:
 
     def __len__(self) -> int:
         return len(self.files)
-
-
-def clean_run_staging(backup_directory: Path, run_id: str) -> None:
-    shutil.rmtree(backup_directory / STAGING_FOLDER / run_id, ignore_errors=True)

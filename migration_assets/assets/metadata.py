@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from migration_assets.reports import peak_rss_mb
+from migration_assets.memory import peak_rss_mb
 from migration_assets.resources import TargetDatabase
 from migration_assets.store.runs import update_stats
 

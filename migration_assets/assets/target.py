@@ -8,10 +8,10 @@ import dagster as dg
 from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, timed_stage
 from migration_assets.backup import seal_backup
+from migration_assets.memory import peak_rss_mb
 from migration_assets.partitions import waves_partitions
-from migration_assets.reports import build_report, peak_rss_mb, write_report
+from migration_assets.reports import build_report, write_report
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
-from migration_assets.staging import clean_run_staging
 from migration_assets.store.runs import finish_run, update_stats
 
 GROUP = "migration"
@@ -71,7 +71,6 @@ def migration_report(context: dg.AssetExecutionContext, migration: MigrationReso
     service.finish_waves(engine, context.partition_keys, context.run_id, "completed")
     report = build_report(engine, context.run_id)
     report_path, summary_path = write_report(report, config.backup_path)
-    clean_run_staging(config.backup_path, context.run_id)
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(report_path)),

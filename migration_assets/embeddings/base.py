@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -17,6 +18,16 @@ class EmbeddingProvider(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an array of shape ``(len(texts), dimension)``."""
         ...
+
+
+def can_send(provider: EmbeddingProvider | None) -> bool:
+    """Whether ``provider`` can be sent to a worker process (a model holding a GPU handle, say,
+    cannot)."""
+    try:
+        pickle.dumps(provider)
+    except Exception:
+        return False
+    return True
 
 
 def get_provider(name: str = "hashing-trigram-256") -> EmbeddingProvider:

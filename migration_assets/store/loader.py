@@ -343,6 +343,7 @@ def write_batch(
             tally["updated"] += 1
 
     written: list[tuple[int, LegacyRecord]] = []  # (content item id, record) of every row written
+    updated: list[tuple[int, LegacyRecord]] = []  # of them, those updated in place
     if not dry_run:
         if new_rows:
             assign_ids(conn, CONTENT, new_rows)
@@ -377,8 +378,6 @@ def write_batch(
                 if position not in refused
             ]
             written += updated
-        else:
-            updated = []
         if derived is not None:
             counts.chunks, counts.vectors = _write_derived(conn, run_id, written, [item_id for item_id, _ in updated], derived, journal)
         if rejections:

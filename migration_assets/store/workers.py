@@ -13,7 +13,6 @@ Each worker opens its own connections (never one inherited from the caller) and 
 from __future__ import annotations
 
 import contextlib
-import pickle
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
+from migration_assets.embeddings.base import can_send
 from migration_assets.store.database import readonly_engine
 from migration_assets.store.tables import CONTENT, KNOWLEDGE
 
@@ -75,20 +75,12 @@ def _run(job: str, *args: Any) -> Any:
     return getattr(_work, job)(*args)
 
 
-def _can_send(provider: EmbeddingProvider | None) -> bool:
-    try:
-        pickle.dumps(provider)
-    except Exception:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def derived_work(engine: Engine, provider: EmbeddingProvider | None, workers: int) -> Iterator[Submit]:
     """``submit(job, *args) -> Future`` for the jobs of ``DerivedWork``; in ``workers`` processes when > 1."""
     database = engine.url.database or ""
     shared_file = engine.dialect.name != "sqlite" or (database not in ("", ":memory:") and not database.startswith("file:"))
-    if workers <= 1 or not shared_file or not _can_send(provider):
+    if workers <= 1 or not shared_file or not can_send(provider):
         work = DerivedWork(engine, provider)
 
         def now(job: str, *args: Any) -> Future[Any]:
