@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from migration_assets.config import MigrationConfig
 from migration_assets.derivation import Derivation, DerivedRecords, derive
 from migration_assets.inventory import FileInventory
-from migration_assets.memory import peak_rss_mb
+from migration_assets.memory import pace_collector, peak_rss_mb
 from migration_assets.repeats import repeated_hashes
 from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
@@ -40,7 +40,7 @@ def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: 
         for job in jobs:
             yield fn(*job)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=pace_collector) as pool:
         pending: deque[Future[R]] = deque()
         for job in jobs:
             pending.append(pool.submit(fn, *job))

@@ -23,6 +23,7 @@ from migration_assets.derivation import Derivation, DerivedRecords
 from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
+from migration_assets.memory import bulk_allocation
 from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.store import derived, loader
 from migration_assets.store.database import get_engine, readonly_engine, serialise_writes
@@ -100,6 +101,19 @@ def ingest_stage(
     A batch's verdicts are applied as it comes (``batch_policy``); a legacy id that an earlier
     batch of this run wrote is refused by the write. Nothing is staged on disk and nothing but
     the batches in flight is held in memory."""
+    with bulk_allocation():
+        return _ingest(engine, run_id, config, inventory, derivation, on_batch, journal)
+
+
+def _ingest(
+    engine: Engine,
+    run_id: str,
+    config: MigrationConfig,
+    inventory: FileInventory,
+    derivation: Derivation | None,
+    on_batch: Progress | None,
+    journal: Journal | None,
+) -> IngestResult:
     counts = LoadCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "content")
