@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -86,29 +87,47 @@ def clean_text(value: str) -> str:
     return value.encode("utf-8", "replace").decode("utf-8") if _INVISIBLE.search(value) else value
 
 
-def json_safe(value: Any, _depth: int = 0) -> Any:
+def _as_is(value: str) -> str:
+    return value
+
+
+Cleaner = Callable[[str], str]
+_ESCAPED_INVISIBLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def text_is_clean(text: str, *, json_escapes: bool = False) -> bool:
+    """Whether every string parsed out of ``text`` is already what ``clean_text`` returns, so a
+    parser may skip cleaning its fields one by one. Decoded file text holds no lone surrogates
+    (every decoder we use is strict), so only a NUL can spoil it, or with ``json_escapes`` a
+    ``\\u0000`` or surrogate escape that the JSON decoder turns into one."""
+    if "\x00" in text:
+        return False
+    return not (json_escapes and "\\u" in text and _ESCAPED_INVISIBLE.search(text))
+
+
+def json_safe(value: Any, _depth: int = 0, clean: Cleaner = clean_text) -> Any:
     """A JSON-serialisable copy: dates become ISO strings, NaN/Infinity become None."""
     if _depth > 64:
         raise ValueError("value nested deeper than 64 levels")
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, str):
-        return clean_text(value)
+        return clean(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (dt.date, dt.datetime, dt.time)):
         return value.isoformat()
     if isinstance(value, dict):
-        return {clean_text(str(k)): json_safe(v, _depth + 1) for k, v in value.items()}
+        return {clean(str(k)): json_safe(v, _depth + 1, clean) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
-        return [json_safe(v, _depth + 1) for v in items]
+        return [json_safe(v, _depth + 1, clean) for v in items]
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        return clean_text(value.decode("utf-8", "replace"))
+    return clean_text(str(value))
 
 
-def normalise_id(value: Any) -> str | None:
+def normalise_id(value: Any, clean: Cleaner = clean_text) -> str | None:
     """Legacy ids arrive as ints or strings; both become a stripped string."""
     if value is None or isinstance(value, bool):
         return None
@@ -117,12 +136,12 @@ def normalise_id(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str):
-        value = clean_text(value).strip()
+        value = clean(value).strip()
         return value or None
     return None
 
 
-def normalise_tags(value: Any) -> list[str]:
+def normalise_tags(value: Any, clean: Cleaner = clean_text) -> list[str]:
     """Tags arrive as a list, a ``|``- or comma-separated string, or nothing."""
     if value is None:
         return []
@@ -137,7 +156,7 @@ def normalise_tags(value: Any) -> list[str]:
     for part in parts:
         if part is None or isinstance(part, (dict, list)):
             continue
-        tag = clean_text(str(part)).strip()
+        tag = (clean(part) if type(part) is str else clean_text(str(part))).strip()
         if tag and tag not in tags:
             tags.append(tag)
     return tags
@@ -147,7 +166,7 @@ _EPOCH_MAX = 253402300799  # 9999-12-31
 _CANONICAL_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z", re.ASCII)
 
 
-def normalise_date(value: Any) -> str | None:
+def normalise_date(value: Any, clean: Cleaner = clean_text) -> str | None:
     """An ISO 8601 string for any date shape legacy data holds; the raw text if unparseable.
 
     Aware datetimes are converted to UTC; naive ones are taken as UTC. Plain dates stay dates.
@@ -166,7 +185,7 @@ def normalise_date(value: Any) -> str | None:
         if not math.isfinite(value) or not 0 <= value <= _EPOCH_MAX:
             return str(value)
         return normalise_date(dt.datetime.fromtimestamp(value, tz=dt.UTC))
-    text = clean_text(str(value)).strip()
+    text = (clean(value) if type(value) is str else clean_text(str(value))).strip()
     if not text:
         return None
     if len(text) == 20 and _CANONICAL_UTC.match(text):
@@ -194,11 +213,11 @@ def parse_iso(value: str | None) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def _text_field(value: Any) -> str | None:
+def _text_field(value: Any, clean: Cleaner) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return clean_text(value)
+        return clean(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value) if not isinstance(value, float) or math.isfinite(value) else None
     raise TypeError(f"expected text, got {type(value).__name__}")
@@ -232,8 +251,12 @@ def normalise_record(
     source_format: str,
     record_index: int,
     default_title: str | None = None,
+    text_is_clean: bool = False,
 ) -> LegacyRecord | RecordRejection:
-    """One legacy field dict → a ``LegacyRecord``, or a rejection saying which field is wrong."""
+    """One legacy field dict → a ``LegacyRecord``, or a rejection saying which field is wrong.
+
+    ``text_is_clean``: the parser knows its strings need no ``clean_text`` (``text_is_clean``)."""
+    clean = _as_is if text_is_clean else clean_text
     fields: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in raw.items():
@@ -243,19 +266,19 @@ def normalise_record(
         else:
             extras[str(key)] = value
     try:
-        title = _text_field(fields.get("title"))
-        content = _text_field(fields.get("content"))
-        url = _text_field(fields.get("url"))
-        kind = _text_field(fields.get("type"))
-        category = _text_field(fields.get("category"))
+        title = _text_field(fields.get("title"), clean)
+        content = _text_field(fields.get("content"), clean)
+        url = _text_field(fields.get("url"), clean)
+        kind = _text_field(fields.get("type"), clean)
+        category = _text_field(fields.get("category"), clean)
     except TypeError as exc:
-        return RecordRejection(source_path, record_index, f"wrong field type: {exc}", normalise_id(fields.get("id")))
+        return RecordRejection(source_path, record_index, f"wrong field type: {exc}", normalise_id(fields.get("id"), clean))
     if title is not None and not title.strip():
         title = None
     if title is None and default_title:
         title = default_title
-    legacy_id = normalise_id(fields.get("id")) or f"{source_path}#{record_index}"
-    if fields.get("id") is not None and normalise_id(fields.get("id")) is None:
+    legacy_id = normalise_id(fields.get("id"), clean) or f"{source_path}#{record_index}"
+    if fields.get("id") is not None and normalise_id(fields.get("id"), clean) is None:
         extras["legacy:id"] = fields["id"]  # an id we cannot use (12.5, an object): kept, never dropped
     raw_meta = fields.get("metadata")
     metadata: dict[str, Any] = {}
@@ -267,14 +290,14 @@ def normalise_record(
     elif raw_meta is not None:
         metadata["legacy:metadata"] = raw_meta
     try:
-        safe_meta = json_safe(metadata)
+        safe_meta = json_safe(metadata, clean=clean)
     except ValueError as exc:
         return RecordRejection(source_path, record_index, f"metadata: {exc}", legacy_id)
     title = title.strip() if title else None
     url = url.strip() if url and url.strip() else None
     kind = kind.strip() if kind and kind.strip() else None
-    created_at = normalise_date(fields.get("created_at"))
-    tags = normalise_tags(fields.get("tags"))
+    created_at = normalise_date(fields.get("created_at"), clean)
+    tags = normalise_tags(fields.get("tags"), clean)
     category = category.strip() if category and category.strip() else None
     content_hash = sha256_text(content)
     # the record hash covers everything the record writes, so an unchanged record is never rewritten

@@ -133,3 +133,30 @@ def test_markdown_body_stays_the_content_when_frontmatter_has_a_description():
 def test_csv_cells_under_empty_or_repeated_headers_are_kept():
     (record,), _ = parse_csv("id,title,,title\n1,first,IMPORTANT,second\n", "h.csv")
     assert record.title == "first" and record.metadata == {"column_3": "IMPORTANT", "title_4": "second"}
+
+
+@pytest.mark.parametrize(
+    ("header", "delimiter"),
+    [("id;title;content", ";"), ("id,title,content", ","), ('"a;b",c', ","), ('"a,b";c;d', ";"), ("title", ",")],
+)
+def test_csv_delimiter_is_whichever_splits_the_header_into_more_columns(header, delimiter):
+    rows = {",": "1,T,C", ";": "1;T;C"}
+    records, rejected = parse_csv(f"{header}\n{rows[delimiter]}\n", "d.csv")
+    assert records or rejected  # the file is read with the chosen delimiter
+    from migration_assets.sources.csv_files import sniff_delimiter
+
+    assert sniff_delimiter(header) == delimiter
+
+
+def test_nul_characters_and_escaped_surrogates_are_cleaned_wherever_they_appear_in_a_file():
+    # the parsers skip cleaning field by field when the whole text is clean: a NUL far into the
+    # file, or a JSON escape that decodes to one, must still be caught
+    filler = "x" * 10_000
+    records, _ = parse_csv(f"id,title,content\n1,{filler},ok\n2,T\x00,C\x00D\n", "n.csv")
+    assert [(r.title, r.content) for r in records][1] == ("T", "CD")
+    records, _ = parse_json(json.dumps([{"title": filler}, {"title": "a\x00b", "content": "lone \ud800 surrogate", "tags": ["t\x00"]}]), "n.json")
+    assert (records[1].title, records[1].content, records[1].tags) == ("ab", "lone ? surrogate", ["t"])
+    records, _ = parse_jsonl('{"title": "j\\u0000k", "metadata": {"k\\u0000": "v\\udc00"}}\n', "n.jsonl")
+    assert records[0].title == "jk" and records[0].metadata == {"k": "v?"}
+    records, _ = parse_text(f"{filler}\x00tail", "n.txt")
+    assert records[0].content == filler + "tail"

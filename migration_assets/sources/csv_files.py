@@ -6,18 +6,22 @@ import csv
 import io
 import sys
 
-from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.records import LegacyRecord, RecordRejection, normalise_record, text_is_clean
 from migration_assets.sources.errors import FileRejected
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def sniff_delimiter(header_line: str) -> str:
-    """The delimiter of a legacy export: whichever of ``;`` and ``,`` splits the header more."""
-    try:
-        return csv.Sniffer().sniff(header_line, delimiters=",;").delimiter
-    except csv.Error:
-        return ";" if header_line.count(";") > header_line.count(",") else ","
+    """The delimiter of a legacy export: whichever of ``;`` and ``,`` splits the header into more
+    columns (quotes respected), ``,`` on a tie."""
+    columns = {}
+    for delimiter in ",;":
+        try:
+            columns[delimiter] = len(next(csv.reader([header_line], delimiter=delimiter), []))
+        except csv.Error:
+            columns[delimiter] = 0
+    return ";" if columns[";"] > columns[","] else ","
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -39,6 +43,7 @@ def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Record
         raise FileRejected("empty file")
     header_line = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(header_line))
+    clean = text_is_clean(text)
     records: list[LegacyRecord] = []
     rejections: list[RecordRejection] = []
     try:
@@ -54,7 +59,7 @@ def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Record
                 rejections.append(RecordRejection(rel_path, index, reason, raw="\x1f".join(row)[:500]))
                 continue
             fields = {name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)}
-            result = normalise_record(fields, source_path=rel_path, source_format="csv", record_index=index)
+            result = normalise_record(fields, source_path=rel_path, source_format="csv", record_index=index, text_is_clean=clean)
             (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
     except csv.Error as exc:
         raise FileRejected(f"malformed CSV at line {reader.line_num}: {exc}") from None

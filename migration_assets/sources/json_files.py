@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.records import LegacyRecord, RecordRejection, normalise_record, text_is_clean
 from migration_assets.sources.errors import FileRejected
 
 Parsed = tuple[list[LegacyRecord], list[RecordRejection]]
@@ -39,14 +39,14 @@ def _load(text: str) -> Any:
         raise FileRejected(f"malformed JSON: {exc}") from None
 
 
-def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str) -> Parsed:
+def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str, clean: bool) -> Parsed:
     records: list[LegacyRecord] = []
     rejections: list[RecordRejection] = []
     for index, item in items:
         if not isinstance(item, dict):
             rejections.append(RecordRejection(rel_path, index, f"expected a JSON object, got {type(item).__name__}", raw=_preview(item)))
             continue
-        result = normalise_record(item, source_path=rel_path, source_format=fmt, record_index=index)
+        result = normalise_record(item, source_path=rel_path, source_format=fmt, record_index=index, text_is_clean=clean)
         (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
     return records, rejections
 
@@ -64,11 +64,11 @@ def parse_json(text: str, rel_path: str) -> Parsed:
         raise FileRejected("empty file")
     data = _load(text)
     if isinstance(data, dict):
-        return _collect([(0, data)], rel_path, "json")
+        return _collect([(0, data)], rel_path, "json", text_is_clean(text, json_escapes=True))
     if isinstance(data, list):
         if not data:
             raise FileRejected("empty JSON array")
-        return _collect(list(enumerate(data)), rel_path, "json")
+        return _collect(list(enumerate(data)), rel_path, "json", text_is_clean(text, json_escapes=True))
     raise FileRejected(f"top-level JSON value is {type(data).__name__}, expected an object or an array of objects")
 
 
@@ -89,5 +89,5 @@ def parse_jsonl(text: str, rel_path: str) -> Parsed:
             rejections.append(RecordRejection(rel_path, lineno, f"JSON on line {lineno} cannot be read: {exc}", raw=line[:500]))
     if not items and not rejections:
         raise FileRejected("empty file")
-    records, more = _collect(items, rel_path, "jsonl")
+    records, more = _collect(items, rel_path, "jsonl", text_is_clean(text, json_escapes=True))
     return records, rejections + more

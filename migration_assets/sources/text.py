@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.records import LegacyRecord, RecordRejection, normalise_record, text_is_clean
 from migration_assets.sources.errors import FileRejected
 
 
@@ -12,7 +12,9 @@ def parse_text(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Recor
     if not text.strip():
         raise FileRejected("empty file")
     title = PurePosixPath(rel_path).stem
-    record = normalise_record({"content": text}, source_path=rel_path, source_format="text", record_index=0, default_title=title)
+    record = normalise_record(
+        {"content": text}, source_path=rel_path, source_format="text", record_index=0, default_title=title, text_is_clean=text_is_clean(text)
+    )
     if isinstance(record, RecordRejection):
         return [], [record]
     return [record], []
