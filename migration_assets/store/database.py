@@ -36,15 +36,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA page_size=16384")  # a new database only: fewer overflow pages for content of a few KB
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The rollback journal (SQLite's default), not WAL: a migration appends hundreds of MB, and
+    # WAL writes every page twice (to the log, then into the database at checkpoint) for a
+    # concurrency writes here do not use (they queue on one lock; readers wait out a commit in
+    # busy_timeout). A database made in WAL mode stays so: the mode is kept in the file.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     # a 32 MiB page cache keeps a batch's index pages in memory between its statements (the
-    # 2 MiB default spills them to the WAL mid-transaction); temporary b-trees stay in memory
+    # 2 MiB default spills them to the file mid-transaction); temporary b-trees stay in memory
     cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.close()
 
 
