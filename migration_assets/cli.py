@@ -6,6 +6,7 @@ Exit codes: 0 the run completed (even if some inputs were rejected), 1 the run f
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -256,7 +257,13 @@ def _short_summary(report_path: Path) -> str:
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    finally:
+        # The command is done and the process ends: freezing what is alive spares the
+        # interpreter's shutdown from scanning it with the collector over and over (0.6 s after
+        # a large migration). Every file and connection is closed by now.
+        gc.freeze()
 
 
 if __name__ == "__main__":
