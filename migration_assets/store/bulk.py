@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -59,10 +59,9 @@ def _vector_texts(values: Sequence[Any]) -> list[str | None]:
     return texts
 
 
-def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    columns = tuple(rows[0])
+def _copy(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
     names = ", ".join(f'"{table.c[key].name}"' for key in columns)
-    values = {key: [row[key] for row in rows] for key in columns}
+    values = dict(columns)
     for key in columns:
         if isinstance(table.c[key].type, Vector):
             values[key] = _vector_texts(values[key])
@@ -128,18 +127,24 @@ def copy_vectors(conn: Connection, table: Table, ids: Sequence[int], parent_ids:
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) in one statement: all or nothing."""
-    if not rows:
+    if rows:
+        insert_columns(conn, table, {key: [row[key] for row in rows] for key in rows[0]})
+
+
+def insert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Insert rows given column by column (every list as long) in one statement: all or nothing.
+    Rows a writer builds only to insert need not become dicts first."""
+    if not columns or not len(next(iter(columns.values()))):
         return
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        _copy(conn, table, rows)
+        _copy(conn, table, columns)
         return
-    columns = tuple(rows[0])
-    sql, order, processors = _compiled(table, columns, conn.dialect)
-    keys = order or columns
+    sql, order, processors = _compiled(table, tuple(columns), conn.dialect)
+    keys = order or tuple(columns)
     # column by column: a column without a bind processor (text, numbers, bytes: most) costs no
     # Python call per value, and a column's value shared by many rows (the batch's timestamp,
     # say) or an empty list or dict (most records' tags and metadata) is converted once
-    values = [_converted([row[key] for row in rows], proc) for key, proc in zip(keys, processors, strict=True)]
+    values = [_converted(list(columns[key]), proc) for key, proc in zip(keys, processors, strict=True)]
     params: list[Any] = list(zip(*values, strict=True)) if order else [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
     conn.exec_driver_sql(sql, params)
 

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider
-from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, reserve_ids
+from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, insert_columns, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
@@ -307,18 +307,18 @@ def _insert_vectors(conn: Connection, run_id: str, model: str, chunk_ids: list[i
         dimension = vectors.shape[1]
         size = 4 * dimension
         buffer = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-        rows = [
+        insert_columns(
+            conn,
+            EMBEDDINGS,
             {
-                "id": embedding_id,
-                "knowledge_item_id": chunk_id,
-                "model": model,
-                "dimension": dimension,
-                "vector": buffer[i * size : (i + 1) * size],
-                "run_id": run_id,
-            }
-            for i, (embedding_id, chunk_id) in enumerate(zip(embedding_ids, chunk_ids, strict=True))
-        ]
-        bulk_insert(conn, EMBEDDINGS, rows)
+                "id": embedding_ids,
+                "knowledge_item_id": chunk_ids,
+                "model": [model] * len(chunk_ids),
+                "dimension": [dimension] * len(chunk_ids),
+                "vector": [buffer[i * size : (i + 1) * size] for i in range(len(chunk_ids))],
+                "run_id": [run_id] * len(chunk_ids),
+            },
+        )
     if journal:
         journal.inserted("embeddings", embedding_ids)
     return len(chunk_ids)
@@ -346,27 +346,28 @@ def write_new_knowledge(
         if journal:
             journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(replaced))).scalars()))
         conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(replaced)))
-    rows = [
-        {
-            "content_item_id": item.item_id,
-            "chunk_index": index,
-            "title": item.title,
-            "text": item.content[start:end],
-            "char_start": start,
-            "char_end": end,
-            "source_hash": item.record_hash,
-            "run_id": run_id,
-        }
-        for item in items
-        for index, start, end in item.bounds
-    ]
-    if not rows:
+    chunks = [(item, index, start, end) for item in items for index, start, end in item.bounds]
+    if not chunks:
         return 0, 0
-    chunk_ids = assign_ids(conn, KNOWLEDGE, rows)
-    bulk_insert(conn, KNOWLEDGE, rows)
+    chunk_ids = reserve_ids(conn, KNOWLEDGE, len(chunks))
+    insert_columns(
+        conn,
+        KNOWLEDGE,
+        {
+            "id": chunk_ids,
+            "content_item_id": [item.item_id for item, _, _, _ in chunks],
+            "chunk_index": [index for _, index, _, _ in chunks],
+            "title": [item.title for item, _, _, _ in chunks],
+            "text": [item.content[start:end] for item, _, start, end in chunks],
+            "char_start": [start for _, _, start, _ in chunks],
+            "char_end": [end for _, _, _, end in chunks],
+            "source_hash": [item.record_hash for item, _, _, _ in chunks],
+            "run_id": [run_id] * len(chunks),
+        },
+    )
     if journal:
         journal.inserted("knowledge_items", chunk_ids)
     vectors = [item.vectors for item in items if item.bounds]
     if model is None or any(v is None for v in vectors):
-        return len(rows), 0
-    return len(rows), _insert_vectors(conn, run_id, model, chunk_ids, np.concatenate(vectors), journal)  # type: ignore[arg-type]
+        return len(chunks), 0
+    return len(chunks), _insert_vectors(conn, run_id, model, chunk_ids, np.concatenate(vectors), journal)  # type: ignore[arg-type]

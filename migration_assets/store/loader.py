@@ -21,7 +21,7 @@ from migration_assets.derivation import DerivedRecords
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
-from migration_assets.store.bulk import assign_ids, bulk_insert
+from migration_assets.store.bulk import assign_ids, bulk_insert, insert_columns
 from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 from migration_assets.validation import DUPLICATE_ID
@@ -125,17 +125,17 @@ class ExistingItem:
 def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> None:
     """Give content rows just inserted (with their ids, from ``assign_ids``) their
     ``legacy_mappings``."""
-    mappings = [
+    insert_columns(
+        conn,
+        MAPPINGS,
         {
-            "legacy_id": row["legacy_id"],
-            "content_item_id": row["id"],
-            "source_path": row["source_path"],
-            "run_id": run_id,
-            "created_at": now,
-        }
-        for row in rows
-    ]
-    bulk_insert(conn, MAPPINGS, mappings)
+            "legacy_id": [row["legacy_id"] for row in rows],
+            "content_item_id": [row["id"] for row in rows],
+            "source_path": [row["source_path"] for row in rows],
+            "run_id": [run_id] * len(rows),
+            "created_at": [now] * len(rows),
+        },
+    )
 
 
 def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: Sequence[str], journal: Journal | None = None) -> int:
