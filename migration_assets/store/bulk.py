@@ -66,7 +66,7 @@ def _copy(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) 
         if isinstance(table.c[key].type, Vector):
             values[key] = _vector_texts(values[key])
         elif isinstance(table.c[key].type, JSON):
-            values[key] = [_json_text(v) for v in values[key]]
+            values[key] = _converted(list(values[key]), _json_text)  # most records' empty tags and metadata once
     statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     driver_connection = conn.connection.driver_connection
     dbapi = conn.dialect.loaded_dbapi
