@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from migration_assets.records import RecordRejection, normalise_record
 from migration_assets.sources.csv_files import parse_csv
@@ -21,7 +22,7 @@ from migration_assets.sources.errors import FileRejected
 from migration_assets.sources.json_files import parse_json, parse_jsonl
 from migration_assets.sources.markdown import parse_markdown
 from migration_assets.sources.text import parse_text
-from migration_assets.store.database import create_target_engine, get_engine, normalise_url
+from migration_assets.store.database import create_target_engine, get_engine, normalise_url, readonly_engine
 from migration_assets.store.models import ContentItem, KnowledgeItem
 from migration_assets.store.retry import retry_transient
 from migration_assets_tests.conftest import make_corpus
@@ -87,17 +88,37 @@ def content_state(url: str) -> dict[str, object]:
     return {"items": items, "chunks": chunks, "vectors": vectors, "mappings": mappings}
 
 
+def _runs_started(url: str) -> int:
+    """How many runs the target has a row for (0 before its schema exists)."""
+    engine = readonly_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("select count(*) from migration_runs")).scalar_one())
+    except DBAPIError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _started(run: subprocess.Popen, url: str, before: int) -> float:
+    """Wait until ``run`` has its row in the target (it is past its start-up); the time then."""
+    while _runs_started(url) <= before and run.poll() is None:
+        time.sleep(0.05)
+    return time.perf_counter()
+
+
 def test_killed_at_random_points_and_rerun_the_database_ends_as_after_one_clean_run(tmp_path, target_url, sqlite_url):
     corpus = make_corpus(tmp_path / "c" / "legacy", 160, seed=31)
     reference_url = sqlite_url if target_url != sqlite_url else f"sqlite:///{tmp_path / 'reference.db'}"
-    started = time.perf_counter()
     clean = _cli(corpus.root, tmp_path / "ref-bk", tmp_path / "ref-home", reference_url)
+    writing = _started(clean, reference_url, 0)
     assert clean.wait(timeout=300) == 0, clean.stderr.read()
-    duration = time.perf_counter() - started
+    duration = time.perf_counter() - writing  # from its run row to its end: where a kill lands mid-run
     rng = random.Random(7)
-    kill_points = sorted(rng.uniform(0.35, 1.0) * duration for _ in range(5))
+    kill_points = sorted(rng.uniform(0.0, 0.9) * duration for _ in range(5))
     for attempt, delay in enumerate(kill_points):
         run = _cli(corpus.root, tmp_path / "bk", tmp_path / f"home-{attempt}", target_url)
+        _started(run, target_url, attempt)
         time.sleep(delay)
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=60)
