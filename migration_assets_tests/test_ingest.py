@@ -71,3 +71,20 @@ def test_jobs_group_small_batches_but_keep_a_large_batch_alone(tmp_path):
     assert [n for job in jobs for n, _ in job] == list(range(total))  # every batch once, in order
     assert all(sum(f.size for _, batch in job for f in batch) <= BATCH_BYTES or len(job) == 1 for job in jobs)
     assert len(jobs[0]) > 1  # small batches share a job (and one schema call)
+
+
+def test_the_collector_is_paced_for_bulk_work_and_restored_after_it_even_on_failure():
+    import gc
+
+    import pytest
+
+    from migration_assets.memory import BULK_THRESHOLDS, bulk_allocation
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    with pytest.raises(RuntimeError), bulk_allocation():
+        assert gc.get_threshold() == BULK_THRESHOLDS
+        assert gc.get_freeze_count() > frozen  # what was alive is out of the scans
+        raise RuntimeError("a failed batch")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == frozen

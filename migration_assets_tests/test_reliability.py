@@ -187,6 +187,41 @@ def test_a_sqlite_writer_is_not_starved_by_another_process_writing_back_to_back(
     assert last_other < last_hog, "the other writer had to wait for the hog to finish"
 
 
+def test_a_reader_of_a_sqlite_target_sees_only_whole_commits_while_another_process_writes(tmp_path):
+    """New targets use SQLite's rollback journal (WAL wrote every page twice): a reader waits out
+    a commit in the busy handler, never fails, and never sees half a transaction."""
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    engine = create_target_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("create table t (id integer primary key, writer text)"))
+        assert conn.exec_driver_sql("pragma journal_mode").scalar_one() == "delete"
+    hog = subprocess.Popen([sys.executable, "-c", HOG, url, "150"], stderr=subprocess.PIPE, text=True)
+    reader = readonly_engine(url)
+    seen = []
+    while hog.poll() is None:
+        with reader.connect() as conn:
+            seen.append(conn.execute(text("select count(*) from t")).scalar_one())
+    assert hog.wait(timeout=300) == 0, hog.stderr.read()
+    assert len(seen) > 10 and any(0 < n < 150 * 3000 for n in seen), "the reads overlapped the writes"
+    assert all(n % 3000 == 0 for n in seen), "a read saw part of a transaction"
+    assert seen == sorted(seen)
+    reader.dispose()
+
+
+def test_a_sqlite_target_made_in_wal_mode_keeps_it_and_still_takes_runs(tmp_path, instance):
+    import sqlite3
+
+    path = tmp_path / "wal.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("pragma journal_mode=wal")
+    url = f"sqlite:///{path}"
+    corpus = make_corpus(tmp_path / "c" / "legacy", 30, seed=5)
+    assert materialize(corpus.root, tmp_path / "bk", url, instance).success
+    with get_engine(url).connect() as conn:
+        assert conn.exec_driver_sql("pragma journal_mode").scalar_one() == "wal"
+        assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == corpus.expected_records()
+
+
 def test_a_read_only_target_stops_the_run_with_a_clear_message(tmp_path, instance):
     database = tmp_path / "ro.db"
     get_engine(f"sqlite:///{database}")  # schema in place, then opened read-only
