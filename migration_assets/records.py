@@ -255,7 +255,8 @@ def normalise_record(
 ) -> LegacyRecord | RecordRejection:
     """One legacy field dict → a ``LegacyRecord``, or a rejection saying which field is wrong.
 
-    ``text_is_clean``: the parser knows its strings need no ``clean_text`` (``text_is_clean``)."""
+    ``text_is_clean``: the parser checked its whole text with ``text_is_clean``, so its fields
+    need no ``clean_text`` one by one."""
     clean = _as_is if text_is_clean else clean_text
     fields: dict[str, Any] = {}
     extras: dict[str, Any] = {}

@@ -37,9 +37,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA page_size=16384")  # a new database only: fewer overflow pages for content of a few KB
     # The rollback journal (SQLite's default), not WAL: a migration appends hundreds of MB, and
-    # WAL writes every page twice (to the log, then into the database at checkpoint) for a
-    # concurrency writes here do not use (they queue on one lock; readers wait out a commit in
-    # busy_timeout). A database made in WAL mode stays so: the mode is kept in the file.
+    # WAL writes every page twice (to the log, then into the database at checkpoint) for
+    # concurrency these writes do not need: they queue on one lock, and readers wait out a
+    # commit in busy_timeout. A database made in WAL mode stays so: the mode is kept in the file.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
