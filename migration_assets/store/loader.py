@@ -11,9 +11,9 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from migration_assets.backup import Journal
@@ -21,11 +21,12 @@ from migration_assets.derivation import DerivedRecords
 from migration_assets.records import LegacyRecord, RecordRejection, clean_text, parse_iso
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
-from migration_assets.store.bulk import assign_ids, bulk_insert, insert_columns
+from migration_assets.store.bulk import bulk_insert, insert_columns, reserve_ids
 from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 from migration_assets.validation import DUPLICATE_ID
 
+T = TypeVar("T")
 _IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
 SKIPPED_STATUSES = {FileStatus.UNSUPPORTED, FileStatus.TOO_LARGE, FileStatus.NOT_FOLLOWED, FileStatus.MISSING}
 
@@ -125,16 +126,15 @@ class ExistingItem:
 def map_inserted_items(conn: Connection, rows: Sequence[dict[str, Any]], run_id: str, now: dt.datetime) -> None:
     """Give content rows just inserted (with their ids, from ``assign_ids``) their
     ``legacy_mappings``."""
+    _map_items(conn, [row["legacy_id"] for row in rows], [row["id"] for row in rows], [row["source_path"] for row in rows], run_id, now)
+
+
+def _map_items(conn: Connection, legacy_ids: list[str], item_ids: list[int], source_paths: list[str], run_id: str, now: dt.datetime) -> None:
+    count = len(item_ids)
     insert_columns(
         conn,
         MAPPINGS,
-        {
-            "legacy_id": [row["legacy_id"] for row in rows],
-            "content_item_id": [row["id"] for row in rows],
-            "source_path": [row["source_path"] for row in rows],
-            "run_id": [run_id] * len(rows),
-            "created_at": [now] * len(rows),
-        },
+        {"legacy_id": legacy_ids, "content_item_id": item_ids, "source_path": source_paths, "run_id": [run_id] * count, "created_at": [now] * count},
     )
 
 
@@ -174,12 +174,46 @@ def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, Exi
     return found
 
 
-def _content_row(
-    record: LegacyRecord, source: SourceFile, source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
-) -> dict[str, Any]:
+def _created_at(record: LegacyRecord, source: SourceFile, now: dt.datetime, preserve_timestamps: bool) -> dt.datetime:
+    """The legacy creation time (else the file's mtime) when timestamps are preserved; else now."""
     created = parse_iso(record.created_at) if preserve_timestamps else None
     if created is None and preserve_timestamps and source.mtime:
         created = dt.datetime.fromtimestamp(source.mtime, tz=dt.UTC)
+    return created or now
+
+
+def _new_content_columns(
+    new: Sequence[tuple[FileLoad, LegacyRecord]], ids: list[int], source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
+) -> dict[str, list[Any]]:
+    """The content items about to be inserted, column by column (``_content_row``'s values)."""
+    records = [record for _, record in new]
+    count = len(records)
+    return {
+        "id": ids,
+        "legacy_id": [r.legacy_id for r in records],
+        "source_root": [source_root] * count,
+        "source_path": [r.source_path for r in records],
+        "source_format": [r.source_format for r in records],
+        "title": [r.title for r in records],
+        "content": [r.content for r in records],
+        "url": [r.url for r in records],
+        "content_type": [r.type for r in records],
+        "category": [r.category for r in records],
+        "tags": [r.tags for r in records],
+        "metadata": [r.metadata for r in records],
+        "content_hash": [r.content_hash for r in records],
+        "content_length": [len(r.content or "") for r in records],
+        "record_hash": [r.record_hash for r in records],
+        "created_at": [_created_at(record, load.source, now, preserve_timestamps) for load, record in new],
+        "updated_at": [now] * count,
+        "migrated_at": [now] * count,
+        "run_id": [run_id] * count,
+    }
+
+
+def _content_row(
+    record: LegacyRecord, source: SourceFile, source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
+) -> dict[str, Any]:
     return {
         "legacy_id": record.legacy_id,
         "source_root": source_root,
@@ -195,7 +229,7 @@ def _content_row(
         "content_hash": record.content_hash,
         "content_length": len(record.content or ""),
         "record_hash": record.record_hash,
-        "created_at": created or now,
+        "created_at": _created_at(record, source, now, preserve_timestamps),
         "updated_at": now,
         "run_id": run_id,
     }
@@ -219,9 +253,7 @@ def database_refusal(exc: DBAPIError) -> str:
     return f"refused by the database: {message}"
 
 
-def write_isolating_failures(
-    conn: Connection, write: Callable[[Connection, Sequence[dict[str, Any]]], object], rows: Sequence[dict[str, Any]]
-) -> dict[int, str]:
+def write_isolating_failures(conn: Connection, write: Callable[[Connection, Sequence[T]], object], rows: Sequence[T]) -> dict[int, str]:
     """Write ``rows`` in one go; if the database refuses the batch, write them one by one so
     that only the rows it refuses fail. Returns ``{row position: reason}`` for those.
 
@@ -243,6 +275,16 @@ def write_isolating_failures(
         except (DataError, IntegrityError) as exc:
             refused[position] = database_refusal(exc)
     return refused
+
+
+def insert_isolating_failures(conn: Connection, table: Table, columns: dict[str, list[Any]]) -> dict[int, str]:
+    """``write_isolating_failures`` for rows given column by column (``insert_columns``)."""
+    count = len(next(iter(columns.values()), []))
+
+    def insert(c: Connection, positions: Sequence[int]) -> None:
+        insert_columns(c, table, columns if len(positions) == count else {key: [values[i] for i in positions] for key, values in columns.items()})
+
+    return write_isolating_failures(conn, insert, range(count))
 
 
 def _write_derived(
@@ -287,8 +329,7 @@ def write_batch(
                 valid.append((load, record))
     existing = existing_items(conn, [record.legacy_id for _, record in valid])
 
-    new_rows: list[dict[str, Any]] = []
-    new_records: list[LegacyRecord] = []
+    new: list[tuple[FileLoad, LegacyRecord]] = []
     changed_rows: list[dict[str, Any]] = []
     changed_records: list[LegacyRecord] = []
     rejections: list[dict[str, Any]] = []
@@ -320,10 +361,7 @@ def write_batch(
         tally = per_file[record.source_path]
         known = existing.get(record.legacy_id)
         if known is None:
-            row = _content_row(record, load.source, source_root, run_id, now, preserve_timestamps)
-            row["migrated_at"] = now
-            new_rows.append(row)
-            new_records.append(record)
+            new.append((load, record))
             existing[record.legacy_id] = ExistingItem(-1, source_root, record.source_path, record.record_hash, run_id)
             tally["inserted"] += 1
         elif (known.source_root, known.source_path) != (source_root, record.source_path):
@@ -345,21 +383,21 @@ def write_batch(
     written: list[tuple[int, LegacyRecord]] = []  # (content item id, record) of every row written
     updated: list[tuple[int, LegacyRecord]] = []  # of them, those updated in place
     if not dry_run:
-        if new_rows:
-            assign_ids(conn, CONTENT, new_rows)
-            refused = write_isolating_failures(conn, lambda c, rows: bulk_insert(c, CONTENT, rows), new_rows)
+        if new:
+            ids = reserve_ids(conn, CONTENT, len(new))
+            refused = insert_isolating_failures(conn, CONTENT, _new_content_columns(new, ids, source_root, run_id, now, preserve_timestamps))
             for position in refused:
-                record = new_records[position]
+                _, record = new[position]
                 per_file[record.source_path]["inserted"] -= 1
                 reject(RecordRejection(record.source_path, record.record_index, refused[position], record.legacy_id), "load")
-            inserted = [row for position, row in enumerate(new_rows) if position not in refused]
-            written += [
-                (row["id"], record) for position, (row, record) in enumerate(zip(new_rows, new_records, strict=True)) if position not in refused
-            ]
-            map_inserted_items(conn, inserted, run_id, now)
+            inserted = [(ids[position], record) for position, (_, record) in enumerate(new) if position not in refused]
+            written += inserted
+            item_ids = [item_id for item_id, _ in inserted]
+            legacy_ids = [record.legacy_id for _, record in inserted]
+            _map_items(conn, legacy_ids, item_ids, [record.source_path for _, record in inserted], run_id, now)
             if journal:
-                journal.inserted("content_items", [row["id"] for row in inserted])
-                journal.inserted("legacy_mappings", [row["legacy_id"] for row in inserted])
+                journal.inserted("content_items", item_ids)
+                journal.inserted("legacy_mappings", legacy_ids)
         if changed_rows:
             if journal:
                 journal.before_change(conn, "content_items", "update", [row["_id"] for row in changed_rows])
