@@ -80,7 +80,13 @@ def migrate(
     if not outcome.success:
         click.echo(f"Migration run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)
-    click.echo(outcome.summary_path.read_text(encoding="utf-8") if verbose else _short_summary(outcome.report_path))
+    if verbose:
+        click.echo(outcome.summary_path.read_text(encoding="utf-8"))
+    else:
+        from migration_assets.reports import short_summary
+        from migration_assets.store.database import get_engine
+
+        click.echo(short_summary(get_engine(url), outcome.run_id))  # the report of a large run is large: not read back
     click.echo(f"Report: {outcome.report_path}\nSummary: {outcome.summary_path}")
 
 
@@ -243,17 +249,6 @@ def check_incremental(source: str, database_url: str | None, max_file_size: int,
             click.echo(f"  [removed] {path}")
         for f in plan.unchanged:
             click.echo(f"  [unchanged] {f.rel_path}")
-
-
-def _short_summary(report_path: Path) -> str:
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    totals, records = report["totals"], report["totals"]["records"]
-    return (
-        f"Run {report['run_id']} {report['status']}: {totals['files']} files "
-        f"({totals['migrated']} migrated, {totals['skipped']} skipped, {totals['rejected']} rejected); "
-        f"{records['found']} records ({records['inserted']} inserted, {records['updated']} updated, "
-        f"{records['unchanged']} unchanged, {records['rejected']} rejected)"
-    )
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.integrity import results_of_run
@@ -30,6 +30,35 @@ def error_type(reason: str) -> str:
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
 FILE_STATUSES = ("migrated", "skipped", "rejected")
+RECORD_KEYS = ("found", "inserted", "updated", "unchanged", "rejected")
+
+
+def run_totals(conn: Connection, run_id: str) -> dict[str, Any]:
+    """A run's files by status and its records by outcome, counted by the database."""
+    sums = [func.coalesce(func.sum(ITEMS.c[f"records_{key}"]), 0) for key in RECORD_KEYS]
+    rows = conn.execute(select(ITEMS.c.status, func.count(), *sums).where(ITEMS.c.run_id == run_id).group_by(ITEMS.c.status)).all()
+    by_status = {status: count for status, count, *_ in rows}
+    removed = by_status.get("removed", 0)
+    return {
+        "files": sum(by_status.values()) - removed,
+        **{status: by_status.get(status, 0) for status in FILE_STATUSES},
+        "removed": removed,
+        "records": {key: int(sum(row[2 + i] for row in rows)) for i, key in enumerate(RECORD_KEYS)},
+    }
+
+
+def short_summary(engine: Engine, run_id: str) -> str:
+    """One line on a run: its files and records (what the CLI prints), without reading its report."""
+    with engine.connect() as conn:
+        status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one()
+        totals = run_totals(conn, run_id)
+    records = totals["records"]
+    return (
+        f"Run {run_id} {status}: {totals['files']} files "
+        f"({totals['migrated']} migrated, {totals['skipped']} skipped, {totals['rejected']} rejected); "
+        f"{records['found']} records ({records['inserted']} inserted, {records['updated']} updated, "
+        f"{records['unchanged']} unchanged, {records['rejected']} rejected)"
+    )
 
 
 def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
@@ -39,7 +68,21 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).mappings().first()
         if run is None:
             raise LookupError(f"no migration run {run_id!r} in the target database")
-        files = conn.execute(select(items).where(items.c.run_id == run_id).order_by(items.c.source_path)).mappings().all()
+        # every file, as the report's entry for it straight from the cursor: at 50,000 files the
+        # rows and the entries held side by side were the run's peak of memory
+        files = [
+            {
+                "path": f["source_path"],
+                "format": f["source_format"],
+                "status": f["status"],
+                "reason": f["reason"],
+                "size": f["size"],
+                "sha256": f["sha256"],
+                "encoding": f["encoding"],
+                "records": {key: f[f"records_{key}"] for key in RECORD_KEYS},
+            }
+            for f in conn.execute(select(items).where(items.c.run_id == run_id).order_by(items.c.source_path)).mappings()
+        ]
         rejections = (
             conn.execute(select(rejected).where(rejected.c.run_id == run_id).order_by(rejected.c.source_path, rejected.c.record_index))
             .mappings()
@@ -50,20 +93,18 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         backup_rows = conn.execute(select(BACKUPS).where(BACKUPS.c.run_id == run_id)).mappings().all()
         warning_rows = conn.execute(select(WARNINGS).where(WARNINGS.c.run_id == run_id).order_by(WARNINGS.c.id)).mappings()
         warnings = [{"path": w["source_path"], "index": w["record_index"], "reason": w["reason"]} for w in warning_rows]
+        totals = run_totals(conn, run_id)
         in_target = {
             "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),
             "knowledge_items": conn.execute(select(func.count()).select_from(KnowledgeItem)).scalar_one(),
             "embeddings": conn.execute(select(func.count()).select_from(Embedding)).scalar_one(),
         }
-    status_counts = Counter(f["status"] for f in files)
-    record_keys = ("found", "inserted", "updated", "unchanged", "rejected")
-    records = {key: sum(f[f"records_{key}"] for f in files) for key in record_keys}
     by_format: dict[str, Counter[str]] = defaultdict(Counter)
     for f in files:
-        by_format[f["source_format"]].update({"files": 1, f["status"]: 1, "records": f["records_found"]})
+        by_format[f["format"]].update({"files": 1, f["status"]: 1, "records": f["records"]["found"]})
     errors_by_stage = Counter(r["stage"] for r in rejections)
     errors_by_type = Counter(error_type(r["reason"]) for r in rejections)
-    errors_by_type.update(error_type(f["reason"]) for f in files if f["status"] == "rejected" and f["reason"] and f["records_found"] == 0)
+    errors_by_type.update(error_type(f["reason"]) for f in files if f["status"] == "rejected" and f["reason"] and f["records"]["found"] == 0)
     started, finished = run["started_at"], run["finished_at"]
     backup_dir = Path((run["config"] or {}).get("backup_directory") or ".")
     rollback_file = backup_dir / "backups" / run_id / "rollback_info.json"
@@ -76,7 +117,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         {
             "seconds": round(elapsed, 3),
             "files_per_minute": round(len(files) * 60 / elapsed) if elapsed else None,
-            "records_per_second": round(records["found"] / elapsed) if elapsed else None,
+            "records_per_second": round(totals["records"]["found"] / elapsed) if elapsed else None,
         }
         if elapsed is not None
         else {}
@@ -90,12 +131,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "started_at": started.isoformat() if started else None,
         "finished_at": finished.isoformat() if finished else None,
         "config": run["config"],
-        "totals": {
-            "files": len(files) - status_counts.get("removed", 0),
-            **{status: status_counts.get(status, 0) for status in FILE_STATUSES},
-            "removed": status_counts.get("removed", 0),
-            "records": records,
-        },
+        "totals": totals,
         "in_target": in_target,
         "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
         "errors_by_stage": dict(errors_by_stage),
@@ -111,19 +147,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         },
         "integrity": results_of_run(engine, run_id),
         "validation_warnings": warnings,
-        "files": [
-            {
-                "path": f["source_path"],
-                "format": f["source_format"],
-                "status": f["status"],
-                "reason": f["reason"],
-                "size": f["size"],
-                "sha256": f["sha256"],
-                "encoding": f["encoding"],
-                "records": {key: f[f"records_{key}"] for key in record_keys},
-            }
-            for f in files
-        ],
+        "files": files,
         "rejected_records": [
             {"path": r["source_path"], "index": r["record_index"], "legacy_id": r["legacy_id"], "stage": r["stage"], "reason": r["reason"]}
             for r in rejections
@@ -251,7 +275,7 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> 
 
 def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: list[str], prune: int, seconds: float) -> dict[str, Any]:
     """The report of a dry run, in the shape of a real run's, with the planned counts."""
-    record_keys = ("found", "inserted", "updated", "unchanged", "rejected")
+    record_keys = RECORD_KEYS
     files: list[dict[str, Any]] = [
         {"path": s.rel_path, "format": s.format, "status": status, "reason": s.reason, "records": dict.fromkeys(record_keys, 0)}
         for s, status in zip([f for f in inventory.files if not f.eligible], skipped, strict=True)

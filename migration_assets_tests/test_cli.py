@@ -36,6 +36,12 @@ def test_migrate_writes_the_report_and_the_run_shows_in_the_dagster_history(smal
     assert report["status"] == "completed" and report["config"]["batch_size"] == 40
     assert len(report["files"]) == len(small_corpus.files)
     assert f"Run {report['run_id']} completed" in done.stdout
+    # the totals (counted by the database) agree with the report's files, and the CLI prints them
+    totals = report["totals"]
+    assert totals["migrated"] == sum(f["status"] == "migrated" for f in report["files"]) > 0
+    assert totals["records"]["found"] == sum(f["records"]["found"] for f in report["files"])
+    assert f"{totals['files']} files ({totals['migrated']} migrated, {totals['skipped']} skipped" in done.stdout
+    assert f"{totals['records']['found']} records ({totals['records']['inserted']} inserted" in done.stdout
     assert (backup / "migration_summary.txt").exists()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_run_by_id(report["run_id"])
