@@ -182,10 +182,10 @@ def _created_at(record: LegacyRecord, source: SourceFile, now: dt.datetime, pres
     return created or now
 
 
-def _new_content_columns(
-    new: Sequence[tuple[FileLoad, LegacyRecord]], ids: list[int], source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
+def _content_columns(
+    new: Sequence[tuple[SourceFile, LegacyRecord]], ids: list[int], source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
 ) -> dict[str, list[Any]]:
-    """The content items about to be inserted, column by column (``_content_row``'s values)."""
+    """Content items to insert, column by column: the one place that says what a record writes."""
     records = [record for _, record in new]
     count = len(records)
     return {
@@ -204,7 +204,7 @@ def _new_content_columns(
         "content_hash": [r.content_hash for r in records],
         "content_length": [len(r.content or "") for r in records],
         "record_hash": [r.record_hash for r in records],
-        "created_at": [_created_at(record, load.source, now, preserve_timestamps) for load, record in new],
+        "created_at": [_created_at(record, source, now, preserve_timestamps) for source, record in new],
         "updated_at": [now] * count,
         "migrated_at": [now] * count,
         "run_id": [run_id] * count,
@@ -214,25 +214,9 @@ def _new_content_columns(
 def _content_row(
     record: LegacyRecord, source: SourceFile, source_root: str, run_id: str, now: dt.datetime, preserve_timestamps: bool
 ) -> dict[str, Any]:
-    return {
-        "legacy_id": record.legacy_id,
-        "source_root": source_root,
-        "source_path": record.source_path,
-        "source_format": record.source_format,
-        "title": record.title,
-        "content": record.content,
-        "url": record.url,
-        "content_type": record.type,
-        "category": record.category,
-        "tags": record.tags,
-        "metadata": record.metadata,
-        "content_hash": record.content_hash,
-        "content_length": len(record.content or ""),
-        "record_hash": record.record_hash,
-        "created_at": _created_at(record, source, now, preserve_timestamps),
-        "updated_at": now,
-        "run_id": run_id,
-    }
+    """What an update in place sets: a new item's values but its id and first migration time."""
+    columns = _content_columns([(source, record)], [0], source_root, run_id, now, preserve_timestamps)
+    return {key: values[0] for key, values in columns.items() if key not in ("id", "migrated_at")}
 
 
 def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[str, Any]:
@@ -329,7 +313,7 @@ def write_batch(
                 valid.append((load, record))
     existing = existing_items(conn, [record.legacy_id for _, record in valid])
 
-    new: list[tuple[FileLoad, LegacyRecord]] = []
+    new: list[tuple[SourceFile, LegacyRecord]] = []
     changed_rows: list[dict[str, Any]] = []
     changed_records: list[LegacyRecord] = []
     rejections: list[dict[str, Any]] = []
@@ -361,7 +345,7 @@ def write_batch(
         tally = per_file[record.source_path]
         known = existing.get(record.legacy_id)
         if known is None:
-            new.append((load, record))
+            new.append((load.source, record))
             existing[record.legacy_id] = ExistingItem(-1, source_root, record.source_path, record.record_hash, run_id)
             tally["inserted"] += 1
         elif (known.source_root, known.source_path) != (source_root, record.source_path):
@@ -385,7 +369,7 @@ def write_batch(
     if not dry_run:
         if new:
             ids = reserve_ids(conn, CONTENT, len(new))
-            refused = insert_isolating_failures(conn, CONTENT, _new_content_columns(new, ids, source_root, run_id, now, preserve_timestamps))
+            refused = insert_isolating_failures(conn, CONTENT, _content_columns(new, ids, source_root, run_id, now, preserve_timestamps))
             for position in refused:
                 _, record = new[position]
                 per_file[record.source_path]["inserted"] -= 1
