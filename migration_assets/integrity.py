@@ -45,11 +45,6 @@ def _run_files(run_id: str):  # type: ignore[no-untyped-def]
     )
 
 
-def _in_run_scope(run_id: str):  # type: ignore[no-untyped-def]
-    files = _run_files(run_id)
-    return select(CONTENT.c.id).join(files, and_(CONTENT.c.source_root == files.c.root, CONTENT.c.source_path == files.c.path))
-
-
 def check_reconciliation(engine: Engine, run_id: str, *, files_discovered: int, records_parsed: int) -> IntegrityResult:
     """Files discovered = migrated + skipped + rejected; records parsed = loaded + rejected; and
     every record counted as loaded is in ``content_items``."""

@@ -321,23 +321,7 @@ def normalise_record(
     )
 
 
-def record_fingerprint(record: LegacyRecord) -> str:
-    """A hash of everything a record would write, so an unchanged record is never rewritten."""
-    return _fingerprint(
-        [
-            record.source_path,
-            record.source_format,
-            record.title,
-            record.content_hash,
-            record.url,
-            record.type,
-            record.created_at,
-            record.tags,
-            record.category,
-            record.metadata,
-        ]
-    )
-
-
 def _fingerprint(payload: list[Any]) -> str:
+    """A hash of everything a record would write (``normalise_record``'s payload), so an unchanged
+    record is never rewritten."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -275,9 +275,8 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> 
 
 def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: list[str], prune: int, seconds: float) -> dict[str, Any]:
     """The report of a dry run, in the shape of a real run's, with the planned counts."""
-    record_keys = RECORD_KEYS
     files: list[dict[str, Any]] = [
-        {"path": s.rel_path, "format": s.format, "status": status, "reason": s.reason, "records": dict.fromkeys(record_keys, 0)}
+        {"path": s.rel_path, "format": s.format, "status": status, "reason": s.reason, "records": dict.fromkeys(RECORD_KEYS, 0)}
         for s, status in zip([f for f in inventory.files if not f.eligible], skipped, strict=True)
     ]
     files += [
@@ -286,7 +285,7 @@ def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: 
             "format": i["source_format"],
             "status": i["status"],
             "reason": i["reason"],
-            "records": {k: i[f"records_{k}"] for k in record_keys},
+            "records": {k: i[f"records_{k}"] for k in RECORD_KEYS},
         }
         for i in counts.planned_items
     ]

@@ -70,13 +70,17 @@ def _stale_content(min_chars: int):  # type: ignore[no-untyped-def]
     return and_(CONTENT.c.content_length >= min_chars, ~fresh)
 
 
+def _delete_chunks_of(conn: Connection, item_ids: Any, journal: Journal | None) -> int:
+    """Delete the chunks of these content items (a list of ids or a select of them), journalled
+    first; returns how many."""
+    if journal:
+        journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
+    return conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).rowcount or 0
+
+
 def prune_short_content_knowledge(conn: Connection, min_chars: int, journal: Journal | None = None) -> int:
     """Knowledge of items whose content is now below the threshold is no longer knowledge."""
-    short = select(CONTENT.c.id).where(CONTENT.c.content_length < min_chars)
-    if journal:
-        journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(short))).scalars()))
-    result = conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(short)))
-    return result.rowcount or 0
+    return _delete_chunks_of(conn, select(CONTENT.c.id).where(CONTENT.c.content_length < min_chars), journal)
 
 
 def refresh_knowledge_items(
@@ -159,9 +163,7 @@ def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCu
         if not stale:
             return
         item_ids = sorted(stale)
-        if journal:
-            journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
-        conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids)))
+        _delete_chunks_of(conn, item_ids, journal)
         rows = [
             {
                 "content_item_id": item_id,
@@ -343,9 +345,7 @@ def write_new_knowledge(
     ``replaced`` (updated in place) and insert every item's chunks, and their vectors when all
     items have them (from ``model``). Returns (chunks, vectors) written."""
     if replaced:
-        if journal:
-            journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(replaced))).scalars()))
-        conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(replaced)))
+        _delete_chunks_of(conn, replaced, journal)
     chunks = [(item, index, start, end) for item in items for index, start, end in item.bounds]
     if not chunks:
         return 0, 0
