@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import REAL, Engine, LargeBinary, and_, func, inspect, literal, select, type_coerce
+from sqlalchemy import REAL, Connection, Engine, LargeBinary, and_, func, inspect, literal, select, type_coerce
 from sqlalchemy.dialects import postgresql
 
 from migration_assets.repeats import repeated_hashes
@@ -179,6 +179,34 @@ def check_relationships(engine: Engine) -> IntegrityResult:
     return IntegrityResult("relationships", not problems, "ERROR", "; ".join(problems) or "all relationships hold", details)
 
 
+def _check_sqlite_vectors(conn: Connection, scope: Any, dimension: int, batch_size: int) -> tuple[int, list[dict[str, Any]]]:
+    """(vectors checked, bad ones) in ``scope``: the vectors as stored (float32 bytes), decoded a
+    page at a time. One query, streamed through the driver's own cursor: paging it would evaluate
+    the scope join once per page, and SQLAlchemy's rows would cost more than the check itself."""
+    statement = select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, type_coerce(EMBEDDINGS.c.vector, LargeBinary)).select_from(scope).compile(conn)
+    size = 4 * dimension
+    checked = 0
+    bad: list[dict[str, Any]] = []
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(statement), [statement.params[key] for key in statement.positiontup or []])
+        while page := cursor.fetchmany(batch_size):
+            checked += len(page)
+            sized = []
+            for row in page:
+                if row[1] == dimension and type(row[2]) is bytes and len(row[2]) == size:
+                    sized.append(row)
+                else:
+                    bad.append({"embedding_id": row[0], "problem": f"dimension {len(row[2] or b'') // 4}, expected {dimension}"})
+            if sized:
+                matrix = np.frombuffer(b"".join(row[2] for row in sized), dtype="<f4").reshape(len(sized), dimension)
+                finite = np.isfinite(matrix).all(axis=1)
+                bad.extend({"embedding_id": sized[i][0], "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
+    finally:
+        cursor.close()
+    return checked, bad
+
+
 def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size: int = 2000) -> IntegrityResult:
     """Every knowledge chunk has a vector; the run's vectors have the right dimension and are finite."""
     with engine.connect() as conn:
@@ -212,24 +240,7 @@ def check_embeddings(engine: Engine, run_id: str, *, dimension: int, batch_size:
                 elif not_finite:
                     bad.append({"embedding_id": embedding_id, "problem": "not finite (NaN or infinity)"})
         else:
-            # the vectors as stored (float32 bytes), decoded a page at a time; one query, streamed:
-            # paging it would evaluate the scope join once per page
-            raw_vector = type_coerce(EMBEDDINGS.c.vector, LargeBinary)
-            in_scope = select(EMBEDDINGS.c.id, EMBEDDINGS.c.dimension, raw_vector.label("vector")).select_from(scope)
-            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(in_scope)
-            for page in result.partitions():
-                checked += len(page)
-                sized = []
-                for row in page:
-                    length_ = len(row.vector) // 4
-                    if row.dimension != dimension or length_ != dimension or len(row.vector) % 4:
-                        bad.append({"embedding_id": row.id, "problem": f"dimension {length_}, expected {dimension}"})
-                    else:
-                        sized.append(row)
-                if sized:  # finiteness of a page of vectors at once
-                    matrix = np.frombuffer(b"".join(row.vector for row in sized), dtype="<f4").reshape(len(sized), dimension)
-                    finite = np.isfinite(matrix).all(axis=1)
-                    bad.extend({"embedding_id": sized[i].id, "problem": "not finite (NaN or infinity)"} for i in np.flatnonzero(~finite))
+            checked, bad = _check_sqlite_vectors(conn, scope, dimension, batch_size)
     problems = []
     if missing:
         problems.append(f"knowledge items without an embedding: {missing}")
