@@ -45,19 +45,3 @@ def bulk_allocation() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-
-
-@contextmanager
-def paused_collector() -> Iterator[None]:
-    """No collections while a process sets itself up (imports Dagster and the definitions, opens
-    its instance): what that allocates lives as long as the process, and the full collections
-    its growth sets off would only find it alive (three of them cost a migration's start 0.3 s).
-    What is alive at the end is frozen out of later scans; the collector runs again as before."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()  # thawed by the ingest's ``bulk_allocation`` when it ends, as everything it froze
-        if enabled:
-            gc.enable()

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig
-from migration_assets.memory import paused_collector
 from migration_assets.store.database import get_engine
 from migration_assets.waves import plan_waves
 
@@ -86,14 +85,13 @@ def run_wave(
     tags: dict[str, str] | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
-    with paused_collector():
-        from migration_assets.backup import seal_backup
-        from migration_assets.definitions import defs
-        from migration_assets.partitions import WAVES
-        from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
-        from migration_assets.store.runs import mark_failed
+    from migration_assets.backup import seal_backup
+    from migration_assets.definitions import defs
+    from migration_assets.partitions import WAVES
+    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
+    from migration_assets.store.runs import mark_failed
 
-        instance = instance or default_instance()
+    instance = instance or default_instance()
     if not instance.has_dynamic_partition(WAVES, partition_key):
         instance.add_dynamic_partitions(WAVES, [partition_key])
     job = defs.resolve_job_def("migrate")

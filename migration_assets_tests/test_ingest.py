@@ -88,21 +88,3 @@ def test_the_collector_is_paced_for_bulk_work_and_restored_after_it_even_on_fail
         raise RuntimeError("a failed batch")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == frozen
-
-
-def test_the_collector_pauses_while_a_run_sets_up_and_runs_again_after_even_on_failure():
-    import gc
-
-    import pytest
-
-    from migration_assets.memory import bulk_allocation, paused_collector
-
-    assert gc.isenabled()
-    with pytest.raises(ImportError), paused_collector():
-        assert not gc.isenabled()
-        raise ImportError("a definitions module that does not load")
-    assert gc.isenabled()
-    assert gc.get_freeze_count() > 0  # what set-up left alive is out of the scans ...
-    with bulk_allocation():
-        pass
-    assert gc.get_freeze_count() == 0  # ... until the ingest ends, which thaws all it finds frozen
