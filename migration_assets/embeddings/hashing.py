@@ -22,22 +22,28 @@ _WIDE_SPACES: dict[int, dict[int, tuple[int, ...] | None]] = {
 }
 
 
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # \t \n \v \f \r, \x1c-\x1f and the space
+_SPACE_OR_NUL = _SPACE.copy()
+_SPACE_OR_NUL[0] = True
+_LEADS = np.zeros(256, dtype=bool)
+_LEADS[list(_WIDE_SPACES)] = True
+
+
 def _spaces(data: np.ndarray, nul_separates: bool) -> np.ndarray:
-    """Which bytes are whitespace to str.split(), or NUL when it separates texts. A multi-byte
-    space is whitespace in each of its bytes, so that collapsing runs makes it one space."""
-    low = data - np.uint8(9)
-    space = low <= 4  # \\t \\n \\v \\f \\r
-    np.subtract(data, np.uint8(28), out=low)
-    space |= low <= 4  # \\x1c-\\x1f and the space
-    if nul_separates:
-        space |= data == 0
+    """Which bytes are whitespace to str.split(), or NUL when it separates texts: one table
+    lookup a byte. A multi-byte space is whitespace in each of its bytes, so that collapsing
+    runs makes it one space."""
+    space = (_SPACE_OR_NUL if nul_separates else _SPACE)[data]
+    at = np.flatnonzero(_LEADS[data])
+    if not at.size:
+        return space
     padded = np.concatenate([data, np.zeros(2, np.uint8)])
+    leads = data[at]
     for lead, seconds in _WIDE_SPACES.items():
-        at = np.flatnonzero(data == lead)
-        if not at.size:
-            continue
+        here = at[leads == lead]
         for second, thirds in seconds.items():
-            match = at[padded[at + 1] == second]
+            match = here[padded[here + 1] == second]
             if thirds is not None:
                 match = match[np.isin(padded[match + 2], thirds)]
             for offset in range(2 if thirds is None else 3):
@@ -84,10 +90,14 @@ class HashingEmbedder:
         keep = np.ones(data.size, dtype=bool)
         np.logical_and(space[1:], space[:-1], out=keep[1:])
         np.logical_not(keep[1:], out=keep[1:])
-        kept = np.flatnonzero(keep)
-        data = np.where(space, np.uint8(32), data)[kept]
-        # text i now spans bounds[i]..bounds[i+1], both separators being spaces shared with its neighbours
-        bounds = np.searchsorted(kept, separators, side="right") - 1
+        data = np.where(space, np.uint8(32), data)[keep]
+        # text i now spans bounds[i]..bounds[i+1], both separators being spaces shared with its
+        # neighbours: a separator's place among the bytes kept (the last kept byte up to it)
+        bounds = np.zeros(separators.size, dtype=np.int64)
+        if separators.size > 1:
+            np.cumsum(np.add.reduceat(keep[: separators[-1]], separators[:-1], dtype=np.int64), out=bounds[1:])
+        bounds += keep[separators]
+        bounds -= 1
         if data.size < 3:
             return out
         # the trigram at each position, b0 << 16 | b1 << 8 | b2: a big-endian 4-byte read, shifted
