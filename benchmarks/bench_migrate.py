@@ -27,8 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``command``; return (wall seconds, peak RSS MB from wait4's rusage, stdout)."""
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Run ``command``; return (wall seconds, peak RSS MB and CPU seconds from wait4's rusage,
+    stdout). The CPU seconds (user + system) include the worker processes the command waited
+    for: on a shared machine they move less from run to run than the wall time."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
@@ -39,7 +41,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> tuple
         err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{err.read()[-3000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()
+        return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.read()
 
 
 def corpus(workdir: Path, files: int, seed: int) -> tuple[Path, dict]:
@@ -87,10 +89,10 @@ def main() -> None:
     print(f"corpus: {totals['files']} files, {totals['records']} valid records, {totals['bytes'] / 1e6:.0f} MB ({source})")
 
     floor_db = args.workdir / "floor.db"
-    floor_wall, floor_rss, floor_out = run_measured(
+    floor_wall, floor_rss, floor_cpu, floor_out = run_measured(
         [sys.executable, str(HERE / "limit.py"), str(source), str(floor_db), "--workers", str(args.workers)]
     )
-    print(f"floor (limit.py --workers {args.workers}): {floor_wall:.2f} s, peak RSS {floor_rss:.0f} MB  {floor_out.strip()}")
+    print(f"floor (limit.py --workers {args.workers}): {floor_wall:.2f} s, {floor_cpu:.2f} CPU-s, peak RSS {floor_rss:.0f} MB  {floor_out.strip()}")
 
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     rows = []
@@ -119,13 +121,15 @@ def main() -> None:
                 drop()
         records = report["totals"]["records"]["found"]
         ingest = report["stages"]["ingest_records"]  # parse, validation and writes, overlapped
-        for label, wall, rss, _ in passes:
+        for label, wall, rss, cpu, _ in passes:
             rows.append(
                 {
                     "backend": backend,
                     "pass": label,
                     "wall_s": round(wall, 2),
                     "ratio_to_floor": round(wall / floor_wall, 2),
+                    "cpu_s": round(cpu, 2),
+                    "cpu_ratio_to_floor": round(cpu / floor_cpu, 2),
                     "files_per_s": round(totals["files"] / wall),
                     "records_per_s": round(records / wall),
                     "peak_rss_mb": round(rss),
