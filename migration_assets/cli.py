@@ -15,7 +15,32 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig, database_url_from_env
+from migration_assets.rules import MigrationRules, RulesError, load_rules
 from migration_assets.store.database import redact_url
+
+RULES_OPTION = click.option(
+    "--rules",
+    "rules_file",
+    default=None,
+    envvar="MIGRATION_RULES_FILE",
+    metavar="FILE",
+    help="TOML or YAML rules file: field mapping and validation rules (default: $MIGRATION_RULES_FILE, else the built-in rules).",
+)
+
+
+def rules_or_exit(rules_file: str | None) -> tuple[str | None, MigrationRules]:
+    """The rules file resolved and checked before anything is read: a bad one ends the command
+    with one line naming the key and why, and exit code 2."""
+    path = str(Path(rules_file).expanduser().resolve()) if rules_file else None
+    try:
+        return path, load_rules(path)
+    except RulesError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+def rules_line(rules: MigrationRules) -> str:
+    return f"Rules: {rules.source or 'the built-in defaults'} (hash {rules.hash[:12]})"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +60,7 @@ def cli() -> None:
 @click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
 @click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+@RULES_OPTION
 @click.option("--verbose", "-v", is_flag=True, help="Show the run's progress and every file that was not migrated.")
 def migrate(
     source: str,
@@ -48,12 +74,14 @@ def migrate(
     max_workers: int,
     max_file_size: int,
     database_url: str | None,
+    rules_file: str | None,
     verbose: bool,
 ) -> None:
     """Materialize the migration assets on the Dagster instance in $DAGSTER_HOME and write
     BACKUP/migration_report.json and BACKUP/migration_summary.txt."""
     from migration_assets.runner import run_migration
 
+    rules_path, _ = rules_or_exit(rules_file)
     config = MigrationConfig(
         source_directory=str(Path(source).resolve()),
         backup_directory=str(Path(backup).resolve()),
@@ -64,6 +92,7 @@ def migrate(
         max_file_size=max_file_size,
         parallel_processing=parallel,
         max_workers=max_workers,
+        rules_file=rules_path,
     )
     url = database_url or database_url_from_env()
     if dry_run:
@@ -183,26 +212,36 @@ def import_command(source: str, database_url: str | None) -> None:
 @click.option("--output", "output", required=True, type=click.Path(dir_okay=False, writable=True), help="Where to write the JSON report.")
 @click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
 @click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
-@click.option("--verbose", "-v", is_flag=True, help="Print every invalid file and record.")
-def validate(source: str, output: str, batch_size: int, max_file_size: int, verbose: bool) -> None:
-    """Parse and validate the source without writing any database; report what is invalid and why."""
+@RULES_OPTION
+@click.option("--verbose", "-v", is_flag=True, help="Print every invalid file and record, and the records that would load with a warning.")
+def validate(source: str, output: str, batch_size: int, max_file_size: int, rules_file: str | None, verbose: bool) -> None:
+    """Parse and validate the source under the rules in force without writing any database; report
+    what is invalid and why, per rule."""
     from migration_assets.service import validate_source
 
+    rules_path, rules = rules_or_exit(rules_file)
     source_dir = str(Path(source).resolve())
-    config = MigrationConfig(source_directory=source_dir, backup_directory=source_dir, batch_size=batch_size, max_file_size=max_file_size)
+    config = MigrationConfig(
+        source_directory=source_dir, backup_directory=source_dir, batch_size=batch_size, max_file_size=max_file_size, rules_file=rules_path
+    )
     report = validate_source(config)
     Path(output).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     totals = report["totals"]
     click.echo(
         f"{totals.get('files', 0)} files: {totals.get('valid_files', 0)} valid, {totals.get('invalid_files', 0)} invalid, "
-        f"{totals.get('skipped_files', 0)} skipped; {totals.get('records', 0)} records: {totals.get('valid_records', 0)} valid, "
-        f"{totals.get('invalid_records', 0)} invalid. Report: {output}"
+        f"{totals.get('skipped_files', 0)} skipped; {totals.get('records', 0)} records: {totals.get('valid_records', 0)} valid "
+        f"({totals.get('warned_records', 0)} with warnings), {totals.get('invalid_records', 0)} invalid. Report: {output}"
     )
+    click.echo(rules_line(rules))
+    for rule, counts in report["by_rule"].items():
+        click.echo(f"  {rule:<24} {counts['rejected']:>6} rejected  {counts['warned']:>6} warned")
     if verbose:
         for f in report["invalid_files"]:
             click.echo(f"  [invalid file] {f['path']}: {f['reason']}")
         for r in report["invalid_records"]:
             click.echo(f"  [invalid record] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}")
+        for r in report["warned_records"]:
+            click.echo(f"  [warning] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}")
         for f in report["skipped_files"]:
             click.echo(f"  [skipped] {f['path']}: {f['reason']}")
 
@@ -211,19 +250,21 @@ def validate(source: str, output: str, batch_size: int, max_file_size: int, verb
 @click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
 @click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
 @click.option("--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Bytes.")
+@RULES_OPTION
 @click.option("--verbose", "-v", is_flag=True, help="List the files of each kind.")
-def check_incremental(source: str, database_url: str | None, max_file_size: int, verbose: bool) -> None:
+def check_incremental(source: str, database_url: str | None, max_file_size: int, rules_file: str | None, verbose: bool) -> None:
     """Print what an incremental migration would do — new, changed, drifted, removed and unchanged
-    files — without writing anything."""
+    files, and files migrated again because the rules changed — without writing anything."""
     from migration_assets.store.database import readonly_engine
     from migration_assets.waves import plan_incremental
 
+    rules_path, rules = rules_or_exit(rules_file)
     source_dir = str(Path(source).resolve())
-    config = MigrationConfig(source_directory=source_dir, backup_directory=source_dir, max_file_size=max_file_size)
+    config = MigrationConfig(source_directory=source_dir, backup_directory=source_dir, max_file_size=max_file_size, rules_file=rules_path)
     url = database_url or database_url_from_env()
     engine = readonly_engine(url)
     try:
-        plan = plan_incremental(engine, config)
+        plan = plan_incremental(engine, config, rules=rules)
     except SQLAlchemyError as exc:
         click.echo(f"The target database {redact_url(url)} cannot be read: {str(exc).splitlines()[0]}", err=True)
         sys.exit(1)
@@ -233,8 +274,11 @@ def check_incremental(source: str, database_url: str | None, max_file_size: int,
     click.echo(
         f"{source_dir}: {counts['new']} new, {counts['changed']} changed, {counts['drifted']} drifted (rows lost in the target), "
         f"{counts['removed']} removed, {counts['unchanged']} unchanged, {counts['pending']} in waves not yet migrated, "
-        f"{counts['refused']} unchanged but with records the target refused (retried by migrate --incremental)"
+        f"{counts['refused']} unchanged but with records the target refused (retried by migrate --incremental); "
+        f"{counts['reevaluate']} to re-evaluate (records rejected or warned under other validation rules), "
+        f"{counts['remapped']} remapped (migrated under another field mapping)"
     )
+    click.echo(rules_line(rules))
     if verbose:
         for label, files in (
             ("new", plan.new),
@@ -242,6 +286,8 @@ def check_incremental(source: str, database_url: str | None, max_file_size: int,
             ("drifted", plan.drifted),
             ("pending", plan.pending),
             ("refused", plan.refused),
+            ("reevaluate", plan.reevaluate),
+            ("remapped", plan.remapped),
         ):
             for f in files:
                 click.echo(f"  [{label}] {f.rel_path}")

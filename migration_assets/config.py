@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from migration_assets.rules import MigrationRules, load_rules
+
 DEFAULT_DATABASE_URL = "sqlite:///.migration/migration.db"
 """Target database when ``DATABASE_URL`` is unset: a SQLite file under ``.migration/`` in
 the working directory."""
@@ -28,6 +30,10 @@ def source_directory_from_env() -> str:
 
 def backup_directory_from_env() -> str:
     return os.environ.get("MIGRATION_BACKUP_DIR") or DEFAULT_BACKUP_DIRECTORY
+
+
+def rules_file_from_env() -> str | None:
+    return os.environ.get("MIGRATION_RULES_FILE") or None
 
 
 class MigrationConfig(BaseModel):
@@ -49,6 +55,10 @@ class MigrationConfig(BaseModel):
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source (that source only).")
     knowledge_min_chars: int = Field(default=500, ge=1, description="Content at least this long becomes knowledge items.")
     chunk_chars: int = Field(default=1200, ge=200, description="Target size of a knowledge chunk, in characters.")
+    rules_file: str | None = Field(
+        default=None,
+        description="TOML or YAML rules file: which legacy fields fill which columns, and the validation rules (unset: the built-in rules).",
+    )
 
     @property
     def source_path(self) -> Path:
@@ -57,6 +67,11 @@ class MigrationConfig(BaseModel):
     @property
     def backup_path(self) -> Path:
         return Path(self.backup_directory).expanduser().resolve()
+
+    def load_rules(self) -> MigrationRules:
+        """The rules of ``rules_file`` laid over the built-in ones; ``RulesError`` (one line naming
+        the key and why) for a file that cannot be used."""
+        return load_rules(self.rules_file)
 
     @property
     def worker_processes(self) -> int:

@@ -23,11 +23,12 @@ from migration_assets.derivation import Derivation, DerivedRecords, derive
 from migration_assets.inventory import FileInventory
 from migration_assets.memory import pace_collector, peak_rss_mb
 from migration_assets.repeats import repeated_hashes
+from migration_assets.rules import MigrationRules, default_rules
 from migration_assets.sources.discovery import SourceFile
 from migration_assets.sources.parse import ParsedFile, parse_file
 from migration_assets.staging import StagedBatches, read_batch, staging_dir, write_batch, write_file
 from migration_assets.store.loader import FileLoad
-from migration_assets.validation import DUPLICATE_ID, DUPLICATE_IN_BATCH, validate_records
+from migration_assets.validation import DUPLICATE_ID, UNIQUE_RULE, Violation, blocks, validate_records
 
 R = TypeVar("R")
 ParsedBatch = list[tuple[SourceFile, ParsedFile]]
@@ -82,12 +83,16 @@ class BatchSummary:
     formats: Counter[str] = field(default_factory=Counter)
 
 
+Verdicts = dict[tuple[str, int], list[Violation]]
+"""The rules records break, by (source path, record index)."""
+
+
 @dataclass
 class BatchVerdicts:
-    """The schema's verdicts on one staged batch: failures by (source path, record index), and
-    every record's (legacy_id, source path, record index) in order."""
+    """The schema's verdicts on one staged batch: the rules each record breaks, by (source path,
+    record index), and every record's (legacy_id, source path, record index) in order."""
 
-    failures: dict[tuple[str, int], list[str]]
+    failures: dict[tuple[str, int], list[Violation]]
     ids: list[tuple[str, str, int]]
 
 
@@ -100,10 +105,11 @@ BATCHES_PER_CHECK = 4
 milliseconds whatever its size, which per 100-file batch was half the cost of parsing."""
 
 
-def check_batches(batches: list[ParsedBatch]) -> list[BatchVerdicts]:
-    """Validate the records of several batches in a single schema call; the verdicts per batch."""
+def check_batches(batches: list[ParsedBatch], rules: MigrationRules | None = None) -> list[BatchVerdicts]:
+    """Validate the records of several batches in a single schema call of the ``rules``' schema
+    (the built-in rules when None); the verdicts per batch."""
     records = [record for batch in batches for _, parsed in batch for record in parsed.records]
-    failures = validate_records(records)
+    failures = validate_records(records, (rules or default_rules()).validation)
     checked: list[BatchVerdicts] = []
     start = 0
     for batch in batches:
@@ -134,13 +140,16 @@ class PreparedBatch:
         return summary
 
 
-def prepare_batches(root: str, jobs: list[tuple[int, list[SourceFile]]], derivation: Derivation | None = None) -> list[PreparedBatch]:
-    """Parse a few consecutive batches of files, check their records against the schema in one
-    call, and cut and embed them when a ``derivation`` is given."""
-    parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source)) for source in sources] for _, sources in jobs]
+def prepare_batches(
+    root: str, jobs: list[tuple[int, list[SourceFile]]], rules: MigrationRules, derivation: Derivation | None = None
+) -> list[PreparedBatch]:
+    """Parse a few consecutive batches of files (fields mapped as ``rules`` say), check their
+    records against the rules' schema in one call, and cut and embed them when a ``derivation``
+    is given."""
+    parsed_batches: list[ParsedBatch] = [[(source, parse_file(Path(root), source, rules)) for source in sources] for _, sources in jobs]
     prepared = [
         PreparedBatch(batch, verdicts, derive([r for _, parsed in batch for r in parsed.records], derivation) if derivation else None)
-        for batch, verdicts in zip(parsed_batches, check_batches(parsed_batches), strict=True)
+        for batch, verdicts in zip(parsed_batches, check_batches(parsed_batches, rules), strict=True)
     ]
     peak = peak_rss_mb()
     for batch in prepared:
@@ -148,11 +157,11 @@ def prepare_batches(root: str, jobs: list[tuple[int, list[SourceFile]]], derivat
     return prepared
 
 
-def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]]) -> list[BatchSummary]:
+def parse_batches(root: str, directory: str, jobs: list[tuple[int, list[SourceFile]]], rules: MigrationRules) -> list[BatchSummary]:
     """``prepare_batches``, each batch staged on disk with its verdicts (for a plan: a dry run or
     a validation report); returns only the summaries (cheap to pass back)."""
     summaries = []
-    for (batch_no, _), prepared in zip(jobs, prepare_batches(root, jobs), strict=True):
+    for (batch_no, _), prepared in zip(jobs, prepare_batches(root, jobs, rules), strict=True):
         path = write_batch(Path(directory), batch_no, prepared.files)
         write_file(verdicts_path(path), prepared.verdicts)
         summaries.append(prepared.summary(str(path)))
@@ -179,24 +188,30 @@ def parse_jobs(config: MigrationConfig, inventory: FileInventory) -> tuple[int, 
 
 
 def prepared_batches(
-    config: MigrationConfig, inventory: FileInventory, jobs: list[list[tuple[int, list[SourceFile]]]], derivation: Derivation | None = None
+    config: MigrationConfig,
+    inventory: FileInventory,
+    jobs: list[list[tuple[int, list[SourceFile]]]],
+    rules: MigrationRules,
+    derivation: Derivation | None = None,
 ) -> Iterator[PreparedBatch]:
     """The batches of ``jobs`` (``parse_jobs``) parsed, checked (and derived), in order, as the
     workers finish them: the caller writes one batch while the workers prepare the next ones."""
     if derivation is not None and config.worker_processes > 1:
         derivation = derivation.sendable()
-    for prepared in map_batches(prepare_batches, [(inventory.root, job, derivation) for job in jobs], config.worker_processes):
+    for prepared in map_batches(prepare_batches, [(inventory.root, job, rules, derivation) for job in jobs], config.worker_processes):
         yield from prepared
 
 
-def parse_stage(config: MigrationConfig, inventory: FileInventory, run_id: str, on_batch: Callable[[int, int], None] | None = None) -> StagedBatches:
-    """Parse and check every eligible file, staged on disk batch by batch (``parse_jobs``), for a
-    plan that writes nothing (``ingest_stage`` is the migration's own pass)."""
+def parse_stage(
+    config: MigrationConfig, inventory: FileInventory, run_id: str, rules: MigrationRules, on_batch: Callable[[int, int], None] | None = None
+) -> StagedBatches:
+    """Parse and check every eligible file under ``rules``, staged on disk batch by batch
+    (``parse_jobs``), for a plan that writes nothing (``ingest_stage`` is the migration's own pass)."""
     directory = staging_dir(config.backup_path, run_id, "parsed_records")
     staged = StagedBatches(str(directory))
     tally = ParseTally()
     total, jobs = parse_jobs(config, inventory)
-    for summaries in map_batches(parse_batches, [(inventory.root, str(directory), job) for job in jobs], config.worker_processes):
+    for summaries in map_batches(parse_batches, [(inventory.root, str(directory), job, rules) for job in jobs], config.worker_processes):
         for summary in summaries:
             staged.files.append(summary.path)
             tally.add(summary)
@@ -229,8 +244,8 @@ class ValidatedRecords:
     """Parsed batches plus validation's verdicts; iterating yields ready-to-load files per batch."""
 
     parsed: StagedBatches
-    invalid: dict[int, dict[tuple[str, int], list[str]]] = field(default_factory=dict)  # batch → (path, index) → reasons
-    warnings: dict[int, dict[tuple[str, int], list[str]]] = field(default_factory=dict)
+    invalid: dict[int, Verdicts] = field(default_factory=dict)  # batch → (path, index) → the rules it breaks
+    warnings: dict[int, Verdicts] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
     def batches(self) -> Iterator[list[FileLoad]]:
@@ -238,15 +253,15 @@ class ValidatedRecords:
             yield file_loads(read_batch(path), self.invalid.get(batch_no, {}), self.warnings.get(batch_no, {}))
 
 
-def file_loads(batch: ParsedBatch, invalid: dict[tuple[str, int], list[str]], warnings: dict[tuple[str, int], list[str]]) -> list[FileLoad]:
+def file_loads(batch: ParsedBatch, invalid: Verdicts, warnings: Verdicts) -> list[FileLoad]:
     """A parsed batch with its verdicts, file by file, ready to write."""
     invalid_by_file = _by_file(invalid)
     warnings_by_file = _by_file(warnings)
     return [FileLoad(source, parsed, invalid_by_file.get(source.rel_path, {}), warnings_by_file.get(source.rel_path, {})) for source, parsed in batch]
 
 
-def _by_file(verdicts: dict[tuple[str, int], list[str]]) -> dict[str, dict[int, list[str]]]:
-    by_file: dict[str, dict[int, list[str]]] = {}
+def _by_file(verdicts: Verdicts) -> dict[str, dict[int, list[Violation]]]:
+    by_file: dict[str, dict[int, list[Violation]]] = {}
     for (rel, index), reasons in verdicts.items():
         by_file.setdefault(rel, {})[index] = reasons
     return by_file
@@ -286,35 +301,32 @@ def validate_stage(config: MigrationConfig, parsed: StagedBatches) -> ValidatedR
     return result
 
 
-Verdicts = dict[tuple[str, int], list[str]]
-"""Reasons by (source path, record index)."""
-
-
 def apply_verdicts(config: MigrationConfig, checked: BatchVerdicts, repeated: set[int], first_seen: dict[str, str]) -> tuple[Verdicts, Verdicts]:
-    """One batch's verdicts under the policy: (blocking failures, warnings). ``validate_data``
-    decides whether a failure blocks its record; a legacy id whose hash is in ``repeated`` is
-    kept in ``first_seen`` (id → path) and any later record with it is refused, across the
-    batches that share ``first_seen``."""
+    """One batch's verdicts under the policy: (blocking, warnings), each the rules a record breaks.
+    A record is blocked by a rule of severity ``error`` (unless ``validate_data`` is off, which
+    makes every rule a warning) and always by a duplicate legacy id: a legacy id whose hash is in
+    ``repeated`` is kept in ``first_seen`` (id → path) and any later record with it is refused,
+    across the batches that share ``first_seen``."""
     verdicts = dict(checked.failures)
     for legacy_id, rel, index in checked.ids:
-        # the first valid record with an id wins; later ones name it (the schema's own
+        # the first record with an id that loads wins; later ones name it (the schema's own
         # uniqueness check does not know which of the duplicates is valid)
         key = (rel, index)
-        reasons = [r for r in verdicts.pop(key, []) if r != DUPLICATE_IN_BATCH]
+        found = [v for v in verdicts.pop(key, []) if v.rule != UNIQUE_RULE]
         if hash(legacy_id) in repeated:  # else its only occurrence
             if legacy_id in first_seen:
-                reasons.insert(0, f"{DUPLICATE_ID} {legacy_id!r}: first seen in {first_seen[legacy_id]}")
-            elif not reasons or not config.validate_data:
+                found.insert(0, Violation(UNIQUE_RULE, "error", f"{DUPLICATE_ID} {legacy_id!r}: first seen in {first_seen[legacy_id]}"))
+            elif not (config.validate_data and blocks(found)):
                 first_seen[legacy_id] = rel
-        if reasons:
-            verdicts[key] = reasons
+        if found:
+            verdicts[key] = found
     blocking: Verdicts = {}
     warnings: Verdicts = {}
-    for key, reasons in verdicts.items():
-        if config.validate_data or any(r.startswith(DUPLICATE_ID) for r in reasons):
-            blocking[key] = reasons
+    for key, found in verdicts.items():
+        if (config.validate_data and blocks(found)) or any(v.rule == UNIQUE_RULE for v in found):
+            blocking[key] = found
         else:
-            warnings[key] = reasons
+            warnings[key] = found
     return blocking, warnings
 
 

@@ -1,7 +1,8 @@
 """The unified record model every legacy format is normalised into, and its normalisation.
 
-A parser hands over raw field dicts; ``normalise_record`` turns one into a ``LegacyRecord``
-or a ``RecordRejection`` with a reason. Nothing here knows about files or databases.
+A parser hands over raw field dicts; ``normalise_record`` fills the record's columns from them
+as the rules' field mapping says and turns them into a ``LegacyRecord``, or a
+``RecordRejection`` with a reason. Nothing here knows about files or databases.
 """
 
 from __future__ import annotations
@@ -13,33 +14,11 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
-KNOWN_FIELDS = ("id", "title", "content", "url", "type", "created_at", "tags", "category", "metadata")
-FIELD_ALIASES: dict[str, str] = {
-    "legacy_id": "id",
-    "_id": "id",
-    "uuid": "id",
-    "name": "title",
-    "subject": "title",
-    "headline": "title",
-    "body": "content",
-    "text": "content",
-    "description": "content",
-    "link": "url",
-    "href": "url",
-    "kind": "type",
-    "content_type": "type",
-    "date": "created_at",
-    "created": "created_at",
-    "createdat": "created_at",
-    "published": "created_at",
-    "published_at": "created_at",
-    "labels": "tags",
-    "keywords": "tags",
-    "section": "category",
-    "meta": "metadata",
-}
+from migration_assets.rules import RecordContext, RecordMapping, default_rules
+
 _INVISIBLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -196,10 +175,48 @@ def normalise_date(value: Any, clean: Cleaner = clean_text) -> str | None:
         try:
             return dt.date.fromisoformat(text).isoformat()
         except ValueError:
-            return text
+            other = _other_date_forms(text)
+            return text if other is None else normalise_date(other)
     if len(text) == 10 and parsed.time() == dt.time():
         return parsed.date().isoformat()
     return normalise_date(parsed)
+
+
+_SLASHED = re.compile(r"(\d{4})[/.](\d{1,2})[/.](\d{1,2})(?:[ T](.+))?\Z")
+_UTC_NAMES = re.compile(r"\s*(?:UTC|GMT|Z)\Z", re.IGNORECASE)
+_MONTH_FORMATS = ("%B %d, %Y", "%b %d, %Y", "%b. %d, %Y", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y", "%B %Y", "%b %Y")
+
+
+def _other_date_forms(text: str) -> dt.datetime | dt.date | None:
+    """Dates static-site generators and mail-era exports write that ISO parsing does not take:
+    ``2023/01/29``, ``2023-01-29 18:30:22 UTC``, RFC 2822 (``Sun, 29 Jan 2023 18:30:22 -0800``)
+    and English month names (``January 29, 2023``, ``29 Jan 2023``). Numeric day/month orders
+    (``01/02/2023``) are ambiguous and never guessed."""
+    if _UTC_NAMES.search(text):
+        try:
+            return dt.datetime.fromisoformat(_UTC_NAMES.sub("", text)).replace(tzinfo=dt.UTC)
+        except ValueError:
+            pass
+    slashed = _SLASHED.match(text)
+    if slashed:
+        year, month, day, rest = slashed.groups()
+        try:
+            if not rest:
+                return dt.date(int(year), int(month), int(day))
+            return dt.datetime.fromisoformat(f"{year}-{int(month):02d}-{int(day):02d} {rest}")
+        except ValueError:
+            return None
+    if any(ch.isalpha() for ch in text):
+        try:
+            return parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            pass
+        for form in _MONTH_FORMATS:
+            try:
+                return dt.datetime.strptime(text, form).date()
+            except ValueError:
+                continue
+    return None
 
 
 def parse_iso(value: str | None) -> dt.datetime | None:
@@ -227,21 +244,16 @@ def sha256_text(text: str | None) -> str:
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()
 
 
-_FIELD_NAMES: dict[str, str] = {}
+def _single_text(value: Any, clean: Cleaner) -> str | None:
+    """A one-value column (url, type, category) given a list takes its first item: the whole list
+    stays in metadata with the record's other fields."""
+    if isinstance(value, (list, tuple)):
+        value = next((item for item in value if item is not None and not isinstance(item, (dict, list, tuple))), None)
+    return _text_field(value, clean)
 
 
-def _field_name(key: Any) -> str:
-    """The unified field a legacy key stands for (aliases and case folded), or the key itself."""
-    if type(key) is str:
-        name = _FIELD_NAMES.get(key)
-        if name is None:
-            name = key.strip().lower()
-            name = FIELD_ALIASES.get(name, name)
-            if len(_FIELD_NAMES) < 10_000:  # legacy headers repeat in every row; keys of odd exports may not
-                _FIELD_NAMES[key] = name
-        return name
-    name = str(key).strip().lower() if key is not None else ""
-    return FIELD_ALIASES.get(name, name)
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
 
 
 def normalise_record(
@@ -252,54 +264,52 @@ def normalise_record(
     record_index: int,
     default_title: str | None = None,
     text_is_clean: bool = False,
+    mapping: RecordMapping | None = None,
+    body: str | None = None,
 ) -> LegacyRecord | RecordRejection:
     """One legacy field dict → a ``LegacyRecord``, or a rejection saying which field is wrong.
 
-    ``text_is_clean``: the parser checked its whole text with ``text_is_clean``, so its fields
-    need no ``clean_text`` one by one."""
+    ``mapping``: which fields fill which column (the built-in mapping for ``source_path`` when
+    None). ``body``: a Markdown file's body or a text file's text (``{body}`` in the mapping).
+    Every field of ``raw`` is kept in ``metadata``, mapped or not, except the one whose text
+    became the content (stored once). ``text_is_clean``: the parser checked its whole text with
+    ``text_is_clean``, so its fields need no ``clean_text`` one by one."""
     clean = _as_is if text_is_clean else clean_text
-    fields: dict[str, Any] = {}
-    extras: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = _field_name(key)
-        if name in KNOWN_FIELDS and name not in fields:
-            fields[name] = value
-        else:
-            extras[str(key)] = value
+    if mapping is None:
+        mapping = default_rules().mapping.for_path(source_path)
+    resolved = mapping.resolve(raw, RecordContext(source_path, record_index, source_format, body))
+    values = resolved.values
+    legacy_id = normalise_id(values.get("legacy_id"), clean) or f"{source_path}#{record_index}"
     try:
-        title = _text_field(fields.get("title"), clean)
-        content = _text_field(fields.get("content"), clean)
-        url = _text_field(fields.get("url"), clean)
-        kind = _text_field(fields.get("type"), clean)
-        category = _text_field(fields.get("category"), clean)
+        title = _text_field(values.get("title"), clean)
+        content = _text_field(values.get("content"), clean)
+        url = _single_text(values.get("url"), clean)
+        kind = _single_text(values.get("type"), clean)
+        category = _single_text(values.get("category"), clean)
     except TypeError as exc:
-        return RecordRejection(source_path, record_index, f"wrong field type: {exc}", normalise_id(fields.get("id"), clean))
+        return RecordRejection(source_path, record_index, f"wrong field type: {exc}", legacy_id)
     if title is not None and not title.strip():
         title = None
     if title is None and default_title:
         title = default_title
-    legacy_id = normalise_id(fields.get("id"), clean) or f"{source_path}#{record_index}"
-    if fields.get("id") is not None and normalise_id(fields.get("id"), clean) is None:
-        extras["legacy:id"] = fields["id"]  # an id we cannot use (12.5, an object): kept, never dropped
-    raw_meta = fields.get("metadata")
+    raw_meta = values.get("metadata")
+    merged_key = resolved.keys.get("metadata", _NO_KEY) if isinstance(raw_meta, dict) else _NO_KEY
+    content_key = resolved.keys.get("content", _NO_KEY)
     metadata: dict[str, Any] = {}
-    for key, value in extras.items():
-        metadata[key] = value
+    for key, value in raw.items():
+        if key is not content_key and key is not merged_key:
+            metadata[str(key)] = value
     if isinstance(raw_meta, dict):
         for key, value in raw_meta.items():
-            metadata[f"legacy:{key}" if key in extras else key] = value
-    elif raw_meta is not None:
-        metadata["legacy:metadata"] = raw_meta
+            metadata[f"legacy:{key}" if key in metadata else key] = value
     try:
         safe_meta = json_safe(metadata, clean=clean)
     except ValueError as exc:
         return RecordRejection(source_path, record_index, f"metadata: {exc}", legacy_id)
     title = title.strip() if title else None
-    url = url.strip() if url and url.strip() else None
-    kind = kind.strip() if kind and kind.strip() else None
-    created_at = normalise_date(fields.get("created_at"), clean)
-    tags = normalise_tags(fields.get("tags"), clean)
-    category = category.strip() if category and category.strip() else None
+    created_at = normalise_date(values.get("created_at"), clean)
+    tags = normalise_tags(values.get("tags"), clean)
+    url, kind, category = _stripped(url), _stripped(kind), _stripped(category)
     content_hash = sha256_text(content)
     # the record hash covers everything the record writes, so an unchanged record is never rewritten
     fingerprint = _fingerprint([source_path, source_format, title, content_hash, url, kind, created_at, tags, category, safe_meta])
@@ -319,6 +329,9 @@ def normalise_record(
         content_hash,
         fingerprint,
     )
+
+
+_NO_KEY: Any = object()
 
 
 def _fingerprint(payload: list[Any]) -> str:

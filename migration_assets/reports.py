@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, Engine, func, select
 from migration_assets.ingest import ValidatedRecords
 from migration_assets.integrity import results_of_run
 from migration_assets.inventory import FileInventory
+from migration_assets.rules import MigrationRules
 from migration_assets.store.models import (
     ContentItem,
     Embedding,
@@ -25,6 +27,23 @@ def error_type(reason: str) -> str:
     """The kind of a rejection reason: its text before the first colon, without quoted values."""
     head = reason.split(":", 1)[0].strip()
     return head if len(head) <= 60 else head[:57] + "..."
+
+
+def count_by_rule(rejected: Iterable[list[str] | None], warned: Iterable[list[str] | None]) -> dict[str, dict[str, int]]:
+    """Rejections and warnings per rule: ``{rule: {"rejected": n, "warned": m}}`` (a record that
+    breaks two rules counts for each), most frequent first."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome, rule_lists in (("rejected", rejected), ("warned", warned)):
+        for rules in rule_lists:
+            for rule in dict.fromkeys(rules or ()):
+                counts[rule][outcome] += 1
+    ordered = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    return {rule: {"rejected": c.get("rejected", 0), "warned": c.get("warned", 0)} for rule, c in ordered}
+
+
+def rules_section(rules: MigrationRules) -> dict[str, Any]:
+    """What a report says about the rules in force: where they came from, their hash, each rule."""
+    return {**rules.summary(), "validation": rules.validation.listing()}
 
 
 REPORT_FILE = "migration_report.json"
@@ -92,7 +111,10 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         waves = conn.execute(select(WAVES).where(WAVES.c.partition_key.in_(keys))).mappings().all()
         backup_rows = conn.execute(select(BACKUPS).where(BACKUPS.c.run_id == run_id)).mappings().all()
         warning_rows = conn.execute(select(WARNINGS).where(WARNINGS.c.run_id == run_id).order_by(WARNINGS.c.id)).mappings()
-        warnings = [{"path": w["source_path"], "index": w["record_index"], "reason": w["reason"]} for w in warning_rows]
+        warnings = [
+            {"path": w["source_path"], "index": w["record_index"], "legacy_id": w["legacy_id"], "rules": w["rules"] or [], "reason": w["reason"]}
+            for w in warning_rows
+        ]
         totals = run_totals(conn, run_id)
         in_target = {
             "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),
@@ -146,13 +168,30 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
             "removed_files": sorted({path for w in waves for path in w["removed"]}),
         },
         "integrity": results_of_run(engine, run_id),
+        "rules": run["rules"],
+        "by_rule": count_by_rule((r["rules"] for r in rejections), (w["rules"] for w in warnings)),
         "validation_warnings": warnings,
         "files": files,
         "rejected_records": [
-            {"path": r["source_path"], "index": r["record_index"], "legacy_id": r["legacy_id"], "stage": r["stage"], "reason": r["reason"]}
+            {
+                "path": r["source_path"],
+                "index": r["record_index"],
+                "legacy_id": r["legacy_id"],
+                "stage": r["stage"],
+                "rules": r["rules"] or [],
+                "reason": r["reason"],
+            }
             for r in rejections
         ],
     }
+
+
+def _by_rule_lines(by_rule: dict[str, dict[str, int]]) -> list[str]:
+    if not by_rule:
+        return []
+    return ["", "By rule (records rejected / loaded with a warning):"] + [
+        f"  {rule:<24} {counts['rejected']:>6} rejected  {counts['warned']:>6} warned" for rule, counts in by_rule.items()
+    ]
 
 
 def render_summary(report: dict[str, Any]) -> str:
@@ -185,6 +224,9 @@ def render_summary(report: dict[str, Any]) -> str:
     if report.get("backup", {}).get("rollback_file"):
         lines.append(f"\nBackup: {len(report['backup']['files'])} journal files; undo this run with")
         lines.append(f"  python -m migration_assets.cli rollback --rollback-file {report['backup']['rollback_file']} --confirm")
+    rules = report.get("rules") or {}
+    lines.append(f"\nRules: {rules.get('file') or 'the built-in defaults'} (hash {str(rules.get('hash') or 'not recorded')[:12]})")
+    lines += _by_rule_lines(report.get("by_rule") or {})
     if report.get("errors_by_type"):
         lines += ["", "Errors by type:"] + [f"  {n:>6}  {kind}" for kind, n in report["errors_by_type"].items()]
     if isinstance(stages.get("peak_rss_mb"), (int, float)):
@@ -198,7 +240,7 @@ def render_summary(report: dict[str, Any]) -> str:
             verdict = "passed" if check["passed"] else ("FAILED" if check["severity"] == "ERROR" else "warning")
             lines.append(f"  {check['check']:<18} {verdict:<8} {check['message']}")
     if report.get("validation_warnings"):
-        lines.append(f"\nValidation warnings (records loaded anyway, validate_data off): {len(report['validation_warnings'])}")
+        lines.append(f"\nValidation warnings (records loaded with a warning): {len(report['validation_warnings'])}")
     problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
     if problems:
         lines += ["", "Files not (fully) migrated:"]
@@ -216,11 +258,14 @@ def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, 
     return report_path, summary_path
 
 
-def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> dict[str, Any]:
-    """What ``validate`` found: per-format counts, and every invalid file and record with its reasons."""
+def validation_report(inventory: FileInventory, validated: ValidatedRecords, rules: MigrationRules) -> dict[str, Any]:
+    """What ``validate`` found under ``rules``: per-format counts, every invalid file and record
+    with its reasons and the rules it breaks, every record that would load with a warning, and
+    the counts per rule."""
     by_format: dict[str, Counter[str]] = defaultdict(Counter)
     invalid_files: list[dict[str, Any]] = []
     invalid_records: list[dict[str, Any]] = []
+    warned_records: list[dict[str, Any]] = []
     skipped_files: list[dict[str, Any]] = []
     for source in inventory.files:
         by_format[source.format]["files"] += 1
@@ -235,20 +280,13 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> 
                 invalid_files.append({"path": load.source.rel_path, "format": load.source.format, "reason": load.parsed.error})
                 continue
             bad: list[dict[str, Any]] = [
-                {"path": r.source_path, "index": r.record_index, "legacy_id": r.legacy_id, "reasons": [r.reason], "stage": "parse"}
+                {"path": r.source_path, "index": r.record_index, "legacy_id": r.legacy_id, "reasons": [r.reason], "rules": [], "stage": "parse"}
                 for r in load.parsed.rejections
             ]
-            bad += [
-                {
-                    "path": r.source_path,
-                    "index": r.record_index,
-                    "legacy_id": r.legacy_id,
-                    "reasons": load.invalid[r.record_index],
-                    "stage": "validate",
-                }
-                for r in load.parsed.records
-                if r.record_index in load.invalid
-            ]
+            bad += [_record_entry(r, load.invalid[r.record_index], "validate") for r in load.parsed.records if r.record_index in load.invalid]
+            warned = [_record_entry(r, load.warnings[r.record_index], "validate") for r in load.parsed.records if r.record_index in load.warnings]
+            counts["warned_records"] += len(warned)
+            warned_records += warned
             counts["records"] += len(load.parsed.records) + len(load.parsed.rejections)
             counts["invalid_records"] += len(bad)
             counts["valid_records"] += len(load.parsed.records) + len(load.parsed.rejections) - len(bad)
@@ -267,13 +305,29 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords) -> 
         "source_directory": inventory.root,
         "totals": dict(totals),
         "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
+        "rules": rules_section(rules),
+        "by_rule": count_by_rule((r["rules"] for r in invalid_records), (r["rules"] for r in warned_records)),
         "invalid_files": invalid_files,
         "invalid_records": invalid_records,
+        "warned_records": warned_records,
         "skipped_files": skipped_files,
     }
 
 
-def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: list[str], prune: int, seconds: float) -> dict[str, Any]:
+def _record_entry(record: Any, violations: list[Any], stage: str) -> dict[str, Any]:
+    return {
+        "path": record.source_path,
+        "index": record.record_index,
+        "legacy_id": record.legacy_id,
+        "reasons": [v.message for v in violations],
+        "rules": [v.rule for v in violations],
+        "stage": stage,
+    }
+
+
+def dry_run_report(
+    config: Any, inventory: FileInventory, counts: Any, skipped: list[str], prune: int, seconds: float, rules: MigrationRules
+) -> dict[str, Any]:
     """The report of a dry run, in the shape of a real run's, with the planned counts."""
     files: list[dict[str, Any]] = [
         {"path": s.rel_path, "format": s.format, "status": status, "reason": s.reason, "records": dict.fromkeys(RECORD_KEYS, 0)}
@@ -312,10 +366,23 @@ def dry_run_report(config: Any, inventory: FileInventory, counts: Any, skipped: 
         },
         "wave": {"unchanged_files_not_in_wave": inventory.unchanged_count, "removed_files": inventory.removed},
         "seconds": round(seconds, 3),
+        "rules": rules_section(rules),
+        "by_rule": count_by_rule((r["rules"] for r in counts.planned_rejections), (w["rules"] for w in counts.planned_warnings)),
         "files": files,
         "rejected_records": [
-            {"path": r["source_path"], "index": r["record_index"], "legacy_id": r["legacy_id"], "stage": r["stage"], "reason": r["reason"]}
+            {
+                "path": r["source_path"],
+                "index": r["record_index"],
+                "legacy_id": r["legacy_id"],
+                "stage": r["stage"],
+                "rules": r["rules"] or [],
+                "reason": r["reason"],
+            }
             for r in counts.planned_rejections
+        ],
+        "warned_records": [
+            {"path": w["source_path"], "index": w["record_index"], "legacy_id": w["legacy_id"], "rules": w["rules"], "reason": w["reason"]}
+            for w in counts.planned_warnings
         ],
     }
 
@@ -328,7 +395,9 @@ def render_dry_run(report: dict[str, Any]) -> str:
         f" ({report['wave']['unchanged_files_not_in_wave']} unchanged left out, {len(report['wave']['removed_files'])} removed)",
         f"Records: {plan['insert']} to insert, {plan['update']} to update, {plan['unchanged']} unchanged, {plan['reject']} to reject;"
         f" {plan['prune']} to prune",
+        f"Rules: {report['rules']['file'] or 'the built-in defaults'} (hash {report['rules']['hash'][:12]})",
     ]
+    lines += _by_rule_lines(report.get("by_rule") or {})
     problems = [f for f in report["files"] if f["status"] != "migrated" or f["reason"]]
     if problems:
         lines += ["", "Files not (fully) migrated:"] + [f"  [{f['status']}] {f['path']}: {f['reason']}" for f in problems]

@@ -1,7 +1,8 @@
 """Dagster resources: the run's MigrationConfig, the target database and the embedding model.
 
 Defaults come from the environment (``MIGRATION_SOURCE_DIR``, ``MIGRATION_BACKUP_DIR``,
-``DATABASE_URL``) so "Materialize all" works in the UI without typing; run config overrides.
+``MIGRATION_RULES_FILE``, ``DATABASE_URL``) so "Materialize all" works in the UI without
+typing; run config overrides.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from migration_assets.config import (
     MigrationConfig,
     backup_directory_from_env,
     database_url_from_env,
+    rules_file_from_env,
     source_directory_from_env,
 )
 from migration_assets.embeddings import EmbeddingProvider, get_provider
@@ -52,7 +54,9 @@ class EmbeddingModel(dg.ConfigurableResource):
 def default_resources() -> dict[str, Any]:
     """Resources configured from the environment, for the UI, the daemon and the CLI alike."""
     return {
-        "migration": MigrationResource(source_directory=source_directory_from_env(), backup_directory=backup_directory_from_env()),
+        "migration": MigrationResource(
+            source_directory=source_directory_from_env(), backup_directory=backup_directory_from_env(), rules_file=rules_file_from_env()
+        ),
         "target": TargetDatabase(url=database_url_from_env()),
         "embedding_model": EmbeddingModel(),
     }

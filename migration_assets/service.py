@@ -25,13 +25,14 @@ from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
 from migration_assets.memory import bulk_allocation
 from migration_assets.reports import dry_run_report, validation_report
+from migration_assets.rules import MigrationRules
 from migration_assets.store import derived, loader
 from migration_assets.store.database import get_engine, readonly_engine, serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 from migration_assets.store.models import ContentItem
 from migration_assets.store.retry import retry_transient
-from migration_assets.store.runs import record_progress
+from migration_assets.store.runs import record_progress, record_rules
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
@@ -77,6 +78,8 @@ class IngestResult:
     parsed: dict[str, int]
     validated: dict[str, int]
     loaded: LoadCounts
+    rules: MigrationRules
+    by_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule → {"rejected": n, "warned": m}, as validation found
     parsed_examples: list[dict[str, Any]] = field(default_factory=list)
     invalid_examples: list[dict[str, Any]] = field(default_factory=list)
     worker_peak_rss_mb: float = 0.0  # the largest of the processes that parsed (this one, without a pool)
@@ -114,27 +117,30 @@ def _ingest(
     on_batch: Progress | None,
     journal: Journal | None,
 ) -> IngestResult:
+    rules = config.load_rules()
     counts = LoadCounts()
     with engine.begin() as conn:
         serialise_writes(conn, "content")
         if journal:
             journal.open_transaction(conn)
+        record_rules(conn, run_id, rules.summary())
         counts.files.update(loader.record_ineligible_files(conn, run_id, inventory.files))
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
     total, jobs = ingest.parse_jobs(config, inventory)
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
-    result = IngestResult({}, {}, counts)
+    result = IngestResult({}, {}, counts, rules)
 
     def note_retry(_attempt: int, _exc: BaseException) -> None:
         counts.retries += 1
 
-    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, jobs, derivation), start=1):
+    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, jobs, rules, derivation), start=1):
         tally.add(prepared.summary())
         result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
         blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
         validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
+        _count_rules(result.by_rule, blocking, warnings)
         files = ingest.file_loads(prepared.files, blocking, warnings)
         _keep_examples(result, prepared, blocking)
 
@@ -157,7 +163,15 @@ def _ingest(
     return result
 
 
-def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blocking: dict[tuple[str, int], list[str]]) -> None:
+def _count_rules(by_rule: dict[str, dict[str, int]], blocking: ingest.Verdicts, warnings: ingest.Verdicts) -> None:
+    for outcome, verdicts in (("rejected", blocking), ("warned", warnings)):
+        for found in verdicts.values():
+            for rule in dict.fromkeys(v.rule for v in found):
+                counts = by_rule.setdefault(rule, {"rejected": 0, "warned": 0})
+                counts[outcome] += 1
+
+
+def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blocking: ingest.Verdicts) -> None:
     if len(result.parsed_examples) < EXAMPLES:
         result.parsed_examples += [
             {"legacy_id": r.legacy_id, "format": r.source_format, "title": r.title, "source_path": r.source_path}
@@ -166,7 +180,7 @@ def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blockin
         ][: EXAMPLES - len(result.parsed_examples)]
     if len(result.invalid_examples) < EXAMPLES:
         result.invalid_examples += [
-            {"source_path": path, "index": index, "reasons": "; ".join(reasons)} for (path, index), reasons in blocking.items()
+            {"source_path": path, "index": index, "reasons": "; ".join(v.message for v in found)} for (path, index), found in blocking.items()
         ][: EXAMPLES - len(result.invalid_examples)]
 
 
@@ -209,12 +223,13 @@ def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | N
 
 
 def validate_source(config: MigrationConfig) -> dict[str, Any]:
-    """Parse and validate ``config.source_directory`` without touching any database."""
+    """Parse and validate ``config.source_directory`` under its rules, without touching any database."""
+    rules = config.load_rules()
     inventory = take_inventory(config)
     with tempfile.TemporaryDirectory(prefix="migration-validate-") as scratch:
         scratch_config = config.model_copy(update={"backup_directory": scratch})
-        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate"))
-        return validation_report(inventory, validated)
+        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate", rules))
+        return validation_report(inventory, validated, rules)
 
 
 def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
@@ -222,12 +237,13 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
     counts a real run would have (insert, update, unchanged, reject, prune). Writes nothing
     to the target; reads it without creating or upgrading its schema."""
     started = time.perf_counter()
+    rules = config.load_rules()
     engine = readonly_engine(database_url)
     with tempfile.TemporaryDirectory(prefix="migration-dry-run-") as scratch:
         if not inspect(engine).has_table("content_items"):
             engine.dispose()  # nothing migrated yet: plan against an empty target of the same schema
             engine = get_engine(f"sqlite:///{Path(scratch) / 'empty-target.db'}")
-        plan = plan_incremental(engine, config)
+        plan = plan_incremental(engine, config, rules=rules)
         files = (
             plan.to_migrate + plan.refused
             if config.incremental
@@ -235,7 +251,7 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
         )
         inventory = FileInventory(plan.root, sorted(files, key=lambda f: f.rel_path), len(plan.unchanged) if config.incremental else 0, plan.removed)
         scratch_config = config.model_copy(update={"backup_directory": scratch, "dry_run": True})
-        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "dry-run"))
+        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "dry-run", rules))
         counts = LoadCounts()
         with engine.connect() as conn:
             for batch in validated.batches():
@@ -249,4 +265,4 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
                 ).scalar_one()
         engine.dispose()
     skipped = [loader.file_status(f) for f in inventory.files if not f.eligible]
-    return dry_run_report(config, inventory, counts, skipped, prune, time.perf_counter() - started)
+    return dry_run_report(config, inventory, counts, skipped, prune, time.perf_counter() - started, rules)

@@ -12,15 +12,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, exists, inspect, select, update
+from sqlalchemy import Engine, exists, inspect, select, union, update
 
 from migration_assets.config import MigrationConfig
 from migration_assets.integrity import drifted_files
 from migration_assets.inventory import FileInventory, SourceDirectoryError
+from migration_assets.rules import MigrationRules
 from migration_assets.sources.discovery import Fingerprints, SourceFile, scan_paths, scan_source
 from migration_assets.store.models import MigrationWave, utcnow
 from migration_assets.store.runs import latest_items
-from migration_assets.store.tables import ITEMS, REJECTED, WAVES
+from migration_assets.store.tables import ITEMS, REJECTED, RUNS, WARNINGS, WAVES
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,40 @@ def tracked_files(engine: Engine, source_root: str) -> dict[str, TrackedFile]:
     return {row.source_path: TrackedFile(*row) for row in rows if row.status != "removed"}
 
 
+@dataclass(frozen=True)
+class RulesChange:
+    """What changed in the rules since the runs that last migrated a source's files: the runs whose
+    field mapping differs from the current one (their files are remapped), and the (run, file)
+    pairs whose records were rejected or warned under other validation rules (re-evaluated).
+    A run from before rules were recorded counts as having other rules."""
+
+    remapped_runs: frozenset[str] = frozenset()
+    reevaluated: frozenset[tuple[str, str]] = frozenset()
+
+
+def rules_change(engine: Engine, tracked: dict[str, TrackedFile], rules: MigrationRules) -> RulesChange:
+    run_ids = sorted({t.run_id for t in tracked.values()})
+    ran_under: dict[str, dict[str, str] | None] = {}
+    flagged: set[tuple[str, str]] = set()
+    recorded = bool(run_ids) and any(c["name"] == "rules" for c in inspect(engine).get_columns(RUNS.name))  # a target not yet upgraded: none
+    with engine.connect() as conn:
+        for chunk in _chunks(run_ids if recorded else []):
+            ran_under.update(conn.execute(select(RUNS.c.id, RUNS.c.rules).where(RUNS.c.id.in_(chunk))).tuples().all())
+        remapped = frozenset(run for run in run_ids if (ran_under.get(run) or {}).get("mapping_hash") != rules.mapping_hash)
+        revalidated = [run for run in run_ids if (ran_under.get(run) or {}).get("validation_hash") != rules.validation_hash and run not in remapped]
+        for chunk in _chunks(revalidated):
+            findings = union(
+                select(REJECTED.c.run_id, REJECTED.c.source_path).where(REJECTED.c.run_id.in_(chunk), REJECTED.c.stage == "validate"),
+                select(WARNINGS.c.run_id, WARNINGS.c.source_path).where(WARNINGS.c.run_id.in_(chunk)),
+            )
+            flagged.update(conn.execute(findings).tuples().all())
+    return RulesChange(remapped, frozenset(flagged))
+
+
+def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
 def fingerprints(tracked: dict[str, TrackedFile]) -> Fingerprints:
     return {path: (t.size, t.mtime, t.sha256) for path, t in tracked.items()}
 
@@ -74,10 +109,12 @@ class IncrementalPlan:
     removed: list[str] = field(default_factory=list)
     pending: list[SourceFile] = field(default_factory=list)  # in waves planned but not yet migrated
     refused: list[SourceFile] = field(default_factory=list)  # unchanged, but the target refused records
+    reevaluate: list[SourceFile] = field(default_factory=list)  # unchanged, but records rejected or warned under other rules
+    remapped: list[SourceFile] = field(default_factory=list)  # unchanged, but migrated under another field mapping
 
     @property
     def to_migrate(self) -> list[SourceFile]:
-        return sorted(self.new + self.changed + self.drifted, key=lambda f: f.rel_path)
+        return sorted(self.new + self.changed + self.drifted + self.reevaluate + self.remapped, key=lambda f: f.rel_path)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -88,6 +125,8 @@ class IncrementalPlan:
             "removed": len(self.removed),
             "pending": len(self.pending),
             "refused": len(self.refused),
+            "reevaluate": len(self.reevaluate),
+            "remapped": len(self.remapped),
         }
 
 
@@ -106,12 +145,15 @@ def check_source(config: MigrationConfig) -> str:
     return str(root)
 
 
-def plan_incremental(engine: Engine, config: MigrationConfig, *, hash_new: bool = True) -> IncrementalPlan:
+def plan_incremental(engine: Engine, config: MigrationConfig, *, hash_new: bool = True, rules: MigrationRules | None = None) -> IncrementalPlan:
     """Compare the source with its tracked fingerprints; unchanged files are recognised from size
     and mtime without being read. Without ``hash_new``, new files are not read either (a wave
-    only lists them; its run fingerprints them). Writes nothing."""
+    only lists them; its run fingerprints them). An unchanged file is migrated again when the
+    rules changed since (``rules_change``; ``rules``: the config's when None). Writes nothing."""
     root = check_source(config)
+    rules = rules or config.load_rules()
     tracked = tracked_files(engine, root)
+    change = rules_change(engine, tracked, rules)
     drifted = {d["path"] for d in drifted_files(engine, root)}
     pending = open_wave_files(engine, root)
     plan = IncrementalPlan(root)
@@ -132,6 +174,10 @@ def plan_incremental(engine: Engine, config: MigrationConfig, *, hash_new: bool 
             plan.new.append(source)
         elif source.rel_path in drifted:
             plan.drifted.append(source)
+        elif source.eligible and before.run_id in change.remapped_runs and same_file(source, before):
+            plan.remapped.append(source)  # the field mapping changed: its records may too
+        elif (before.run_id, source.rel_path) in change.reevaluated and same_file(source, before):
+            plan.reevaluate.append(source)  # the validation rules changed: what they rejected or warned may now pass
         elif before.load_rejections and same_file(source, before):
             # records the target refused (an id held by another file, say): the outcome depended
             # on the target, not on the file, so a CLI or full run tries them again

@@ -43,14 +43,18 @@ def test_integrity_checks_are_declared_on_the_assets_they_guard():
 
 
 def test_record_assets_show_their_pandera_schema():
-    from migration_assets.assets.schemas import table_schema_of
-    from migration_assets.validation import PARSED_RECORD_SCHEMA, RECORD_SCHEMA
+    from migration_assets.assets.schemas import table_schema_of, validated_table_schema
+    from migration_assets.rules import default_rules
+    from migration_assets.validation import PARSED_RECORD_SCHEMA
 
     graph = defs.resolve_asset_graph()
-    for name, schema in (("parsed_records", PARSED_RECORD_SCHEMA), ("validated_records", RECORD_SCHEMA)):
+    expected = {"parsed_records": table_schema_of(PARSED_RECORD_SCHEMA), "validated_records": validated_table_schema(default_rules().validation)}
+    for name, schema in expected.items():
         shown = graph.get(dg.AssetKey(name)).metadata["dagster/column_schema"]
-        assert shown == table_schema_of(schema)
+        assert shown == schema
         assert {"legacy_id", "title", "content", "url", "created_at", "tags"} <= {c.name for c in shown.columns}
+    url = next(c for c in expected["validated_records"].columns if c.name == "url")
+    assert any(rule.startswith("url.policy (error)") for rule in url.constraints.other)
 
 
 def test_records_are_parsed_validated_and_written_in_one_step():

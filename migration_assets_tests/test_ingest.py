@@ -36,8 +36,8 @@ def test_batches_checked_together_get_each_its_own_verdicts():
     second = batch("two.json", [{"id": "c", "title": "", "content": ""}, {"id": "d", "title": "D", "content": "y"}])
     one, two = check_batches([first, second])
     assert [i[0] for i in one.ids] == ["a", "b"] and [i[0] for i in two.ids] == ["c", "d"]
-    assert list(one.failures) == [("one.json", 1)] and "url" in one.failures[("one.json", 1)][0]
-    assert list(two.failures) == [("two.json", 0)] and "neither a title nor content" in two.failures[("two.json", 0)][0]
+    assert list(one.failures) == [("one.json", 1)] and "url" in one.failures[("one.json", 1)][0].message
+    assert list(two.failures) == [("two.json", 0)] and "neither a title nor content" in two.failures[("two.json", 0)][0].message
 
 
 def _square(x: int) -> int:

@@ -157,6 +157,8 @@ def test_validation_off_records_warnings_for_the_records_it_lets_through(tmp_pat
     assert materialize(source, tmp_path / "bk", target_url, instance, validate_data=False).success
     with get_engine(target_url).connect() as conn:
         warnings = conn.execute(select(RecordWarning.source_path, RecordWarning.reason)).all()
-    assert warnings == [("w.json", "url is not an http(s) or ftp URL")]
+    reason = "url is neither an http(s)/ftp URL nor a site-relative path: got 'mailto:someone'"
+    assert warnings == [("w.json", reason)]
     report = json.loads((tmp_path / "bk" / REPORT_FILE).read_text())
-    assert report["validation_warnings"] == [{"path": "w.json", "index": 0, "reason": "url is not an http(s) or ftp URL"}]
+    assert report["validation_warnings"] == [{"path": "w.json", "index": 0, "legacy_id": "w1", "rules": ["url.policy"], "reason": reason}]
+    assert report["by_rule"] == {"url.policy": {"rejected": 0, "warned": 1}}

@@ -50,7 +50,8 @@ def test_markdown_frontmatter_fields_and_body():
     (record,), rejected = parse_markdown(text, "blog/hello.md")
     assert not rejected
     assert (record.title, record.url, record.tags, record.created_at) == ("Hello", "https://e.com/h", ["a", "b"], "2020-01-02")
-    assert record.content.startswith("# Heading") and record.metadata == {"author": "Ann"}
+    assert record.content.startswith("# Heading")
+    assert record.metadata == {"title": "Hello", "url": "https://e.com/h", "tags": ["a", "b"], "date": "2020-01-02", "author": "Ann"}
 
 
 def test_markdown_without_frontmatter_takes_the_first_heading_then_the_file_name():
@@ -100,7 +101,7 @@ def test_csv_with_sniffed_delimiter_maps_headers_and_splits_tags(delimiter):
     records, rejected = parse_csv(text, "t.csv")
     assert not rejected
     assert [(r.legacy_id, r.title, r.tags) for r in records] == [("1", "A", ["x", "y"]), ("2", "B", ["p", "q"])]
-    assert records[0].content == f"multi\nline{d} text" and records[0].metadata == {"extra": "kept"}
+    assert records[0].content == f"multi\nline{d} text" and records[0].metadata == {"id": "1", "Title": "A", "tags": "x|y", "extra": "kept"}
 
 
 def test_csv_ragged_row_is_rejected_alone():
@@ -127,12 +128,12 @@ def test_json_with_an_integer_beyond_python_limits_is_rejected_not_crashed():
 def test_markdown_body_stays_the_content_when_frontmatter_has_a_description():
     (record,), _ = parse_markdown("---\ntitle: T\ndescription: A short summary\ncontent: also here\n---\nThe real body.", "d.md")
     assert record.content == "The real body."
-    assert record.metadata == {"description": "A short summary", "frontmatter:content": "also here"}
+    assert record.metadata == {"title": "T", "description": "A short summary", "content": "also here"}
 
 
 def test_csv_cells_under_empty_or_repeated_headers_are_kept():
     (record,), _ = parse_csv("id,title,,title\n1,first,IMPORTANT,second\n", "h.csv")
-    assert record.title == "first" and record.metadata == {"column_3": "IMPORTANT", "title_4": "second"}
+    assert record.title == "first" and record.metadata == {"id": "1", "title": "first", "column_3": "IMPORTANT", "title_4": "second"}
 
 
 @pytest.mark.parametrize(
@@ -157,6 +158,6 @@ def test_nul_characters_and_escaped_surrogates_are_cleaned_wherever_they_appear_
     records, _ = parse_json(json.dumps([{"title": filler}, {"title": "a\x00b", "content": "lone \ud800 surrogate", "tags": ["t\x00"]}]), "n.json")
     assert (records[1].title, records[1].content, records[1].tags) == ("ab", "lone ? surrogate", ["t"])
     records, _ = parse_jsonl('{"title": "j\\u0000k", "metadata": {"k\\u0000": "v\\udc00"}}\n', "n.jsonl")
-    assert records[0].title == "jk" and records[0].metadata == {"k": "v?"}
+    assert records[0].title == "jk" and records[0].metadata == {"title": "jk", "k": "v?"}
     records, _ = parse_text(f"{filler}\x00tail", "n.txt")
     assert records[0].content == filler + "tail"

@@ -86,7 +86,9 @@ def test_rows_carry_the_legacy_fields(small_corpus, migrated, target_url):
         row = conn.execute(select(ContentItem).where(ContentItem.source_path == path)).one()
     assert row.legacy_id == str(source["id"])
     assert (row.title, row.content, row.url, row.tags) == (source["title"], source["content"], source.get("url"), source.get("tags", []))
-    assert row.metadata == source.get("metadata", {})
+    # every legacy field is kept in metadata, mapped or not, but the content (stored once), with the
+    # record's own metadata object merged in
+    assert row.metadata == {**{k: v for k, v in source.items() if k not in ("content", "metadata")}, **source.get("metadata", {})}
     assert row.created_at.strftime("%Y-%m-%dT%H:%M:00Z") == source["created_at"]
 
 

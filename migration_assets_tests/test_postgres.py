@@ -68,7 +68,7 @@ def test_text_postgresql_cannot_store_is_cleaned_on_both_backends(tmp_path, targ
     assert materialize(source, tmp_path / "bk", target_url, instance).success
     with get_engine(target_url).connect() as conn:
         title, metadata = conn.execute(select(ContentItem.title, ContentItem.metadata_)).one()
-    assert title == "nulhere" and metadata == {"score": None, "k": "v"}
+    assert title == "nulhere" and metadata == {"id": "n1", "title": "nulhere", "score": None, "k": "v"}
 
 
 def test_a_record_postgresql_refuses_is_rejected_alone_and_the_batch_goes_on(tmp_path, postgres_url, instance):

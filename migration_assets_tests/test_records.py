@@ -34,9 +34,14 @@ def test_dates_become_iso_strings():
     assert normalise_date("last tuesday") == "last tuesday"  # kept raw; validation rejects it
 
 
-def test_unknown_fields_are_kept_in_metadata():
+def test_every_field_is_kept_in_metadata_mapped_or_not_and_a_metadata_object_is_merged_in():
     record = norm({"title": "t", "author": "Ann", "metadata": {"source": "blog", "author": "Bob"}})
-    assert record.metadata == {"author": "Ann", "source": "blog", "legacy:author": "Bob"}
+    assert record.metadata == {"title": "t", "author": "Ann", "source": "blog", "legacy:author": "Bob"}
+
+
+def test_the_field_that_became_the_content_is_not_kept_twice():
+    record = norm({"title": "t", "body": "long text", "url": "https://x"})
+    assert record.content == "long text" and record.metadata == {"title": "t", "url": "https://x"}
 
 
 def test_aliases_map_to_the_unified_fields():
@@ -63,7 +68,8 @@ def test_hashes_change_with_content_and_not_otherwise():
 
 def test_an_unusable_id_is_kept_in_metadata_and_the_record_gets_a_derived_one():
     record = norm({"id": 12.5, "title": "t"}, index=4)
-    assert record.legacy_id == "a/b.json#4" and record.metadata == {"legacy:id": 12.5}
+    assert record.legacy_id == "a/b.json#4" and record.metadata == {"id": 12.5, "title": "t"}
+    assert norm({"id": {"nested": 1}, "uuid": "u-1", "title": "t"}).legacy_id == "u-1"  # the next source with a usable id
 
 
 def test_a_date_with_no_utc_equivalent_does_not_crash():

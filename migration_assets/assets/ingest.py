@@ -8,7 +8,7 @@ import dagster as dg
 
 from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, progress, table_preview, timed_stage
-from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA
+from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
@@ -24,6 +24,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     planned (by the sensor, the schedule or the CLI; a partition added by hand is planned here)."""
     config = migration.settings()
     service.check_supported(config)
+    rules = config.load_rules()  # a rules file that cannot be used stops the run before a file is read
     started = time.perf_counter()
     engine = target.engine()
     waves = service.ensure_waves(engine, config, context.partition_keys)
@@ -41,6 +42,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             "wave_mode": dg.MetadataValue.text(",".join(sorted({w.mode for w in waves}))),
             "unchanged_files_not_in_wave": dg.MetadataValue.int(inventory.unchanged_count),
             "removed_files": dg.MetadataValue.int(len(inventory.removed)),
+            "rules_file": dg.MetadataValue.text(rules.source or "built-in defaults"),
             "preview": table_preview(rows, ["rel_path", "format", "size", "status", "reason"]),
         },
     )
@@ -118,6 +120,10 @@ def ingest_records(
         metadata={
             **counts_metadata(result.validated),
             "invalid_examples": table_preview(result.invalid_examples, ["source_path", "index", "reasons"]),
+            "by_rule": dg.MetadataValue.json(result.by_rule),
+            "rules_file": dg.MetadataValue.text(result.rules.source or "built-in defaults"),
+            "rules_hash": dg.MetadataValue.text(result.rules.hash),
+            "dagster/column_schema": validated_table_schema(result.rules.validation),
         },
     )
     checked = [

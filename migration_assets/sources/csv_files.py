@@ -7,6 +7,7 @@ import io
 import sys
 
 from migration_assets.records import LegacyRecord, RecordRejection, normalise_record, text_is_clean
+from migration_assets.rules import RecordMapping
 from migration_assets.sources.errors import FileRejected
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -35,7 +36,7 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[RecordRejection]]:
+def parse_csv(text: str, rel_path: str, mapping: RecordMapping | None = None) -> tuple[list[LegacyRecord], list[RecordRejection]]:
     """One record per data row; a row whose width differs from the header's is rejected alone."""
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -59,7 +60,7 @@ def parse_csv(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[Record
                 rejections.append(RecordRejection(rel_path, index, reason, raw="\x1f".join(row)[:500]))
                 continue
             fields = {name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)}
-            result = normalise_record(fields, source_path=rel_path, source_format="csv", record_index=index, text_is_clean=clean)
+            result = normalise_record(fields, source_path=rel_path, source_format="csv", record_index=index, text_is_clean=clean, mapping=mapping)
             (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
     except csv.Error as exc:
         raise FileRejected(f"malformed CSV at line {reader.line_num}: {exc}") from None

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from migration_assets.records import LegacyRecord, RecordRejection, normalise_record, text_is_clean
+from migration_assets.rules import RecordMapping
 from migration_assets.sources.errors import FileRejected
 
 Parsed = tuple[list[LegacyRecord], list[RecordRejection]]
@@ -39,14 +40,14 @@ def _load(text: str) -> Any:
         raise FileRejected(f"malformed JSON: {exc}") from None
 
 
-def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str, clean: bool) -> Parsed:
+def _collect(items: list[tuple[int, Any]], rel_path: str, fmt: str, clean: bool, mapping: RecordMapping | None) -> Parsed:
     records: list[LegacyRecord] = []
     rejections: list[RecordRejection] = []
     for index, item in items:
         if not isinstance(item, dict):
             rejections.append(RecordRejection(rel_path, index, f"expected a JSON object, got {type(item).__name__}", raw=_preview(item)))
             continue
-        result = normalise_record(item, source_path=rel_path, source_format=fmt, record_index=index, text_is_clean=clean)
+        result = normalise_record(item, source_path=rel_path, source_format=fmt, record_index=index, text_is_clean=clean, mapping=mapping)
         (records if isinstance(result, LegacyRecord) else rejections).append(result)  # type: ignore[arg-type]
     return records, rejections
 
@@ -58,21 +59,21 @@ def _preview(item: Any) -> str:
         return repr(item)[:500]
 
 
-def parse_json(text: str, rel_path: str) -> Parsed:
+def parse_json(text: str, rel_path: str, mapping: RecordMapping | None = None) -> Parsed:
     """One object is one record; an array holds one record per element."""
     if not text.strip():
         raise FileRejected("empty file")
     data = _load(text)
     if isinstance(data, dict):
-        return _collect([(0, data)], rel_path, "json", text_is_clean(text, json_escapes=True))
+        return _collect([(0, data)], rel_path, "json", text_is_clean(text, json_escapes=True), mapping)
     if isinstance(data, list):
         if not data:
             raise FileRejected("empty JSON array")
-        return _collect(list(enumerate(data)), rel_path, "json", text_is_clean(text, json_escapes=True))
+        return _collect(list(enumerate(data)), rel_path, "json", text_is_clean(text, json_escapes=True), mapping)
     raise FileRejected(f"top-level JSON value is {type(data).__name__}, expected an object or an array of objects")
 
 
-def parse_jsonl(text: str, rel_path: str) -> Parsed:
+def parse_jsonl(text: str, rel_path: str, mapping: RecordMapping | None = None) -> Parsed:
     """One object per line; a bad line is rejected alone (its record index is its line number)."""
     items: list[tuple[int, Any]] = []
     rejections: list[RecordRejection] = []
@@ -89,5 +90,5 @@ def parse_jsonl(text: str, rel_path: str) -> Parsed:
             rejections.append(RecordRejection(rel_path, lineno, f"JSON on line {lineno} cannot be read: {exc}", raw=line[:500]))
     if not items and not rejections:
         raise FileRejected("empty file")
-    records, more = _collect(items, rel_path, "jsonl", text_is_clean(text, json_escapes=True))
+    records, more = _collect(items, rel_path, "jsonl", text_is_clean(text, json_escapes=True), mapping)
     return records, rejections + more

@@ -1,7 +1,8 @@
-"""Markdown with optional YAML frontmatter (python-frontmatter, safe loading)."""
+"""Markdown with optional frontmatter: YAML (python-frontmatter, safe loading), TOML or JSON."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import PurePosixPath
@@ -12,6 +13,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from migration_assets.records import LegacyRecord, RecordRejection, normalise_record
+from migration_assets.rules import RecordMapping
 from migration_assets.sources.errors import FileRejected
 
 _HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -63,12 +65,31 @@ def load_yaml_frontmatter(raw: str) -> Any:
     return yaml.load(raw, Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader))
 
 
+def _json_frontmatter(text: str) -> tuple[dict[str, Any], str] | None:
+    """Hugo's JSON front matter: an object at the very start of the file, the body after it."""
+    try:
+        meta, end = json.JSONDecoder().raw_decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    after = text[end:].lstrip(" \t")
+    if after and not after.startswith("\n"):
+        return None  # more on the object's last line: not front matter
+    return meta, after[1:]
+
+
 def _split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
-    """Frontmatter and body: YAML between ``---`` lines, or TOML between ``+++`` lines.
+    """Frontmatter and body: YAML between ``---`` lines, TOML between ``+++`` lines, or a JSON
+    object at the start of the file (Hugo).
 
     Unlike ``frontmatter.parse`` this refuses frontmatter that is not a mapping or is never
     closed, instead of dropping it silently."""
     handler = frontmatter.detect_format(text, [YAMLHandler()])
+    if text.startswith("{"):
+        found = _json_frontmatter(text)
+        if found is not None:
+            return found
     if text.startswith("+++\n"):
         raw, separator, body = text[4:].partition("\n+++")
         if not separator:
@@ -93,22 +114,19 @@ def _split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
     return meta, body
 
 
-def parse_markdown(text: str, rel_path: str) -> tuple[list[LegacyRecord], list[RecordRejection]]:
-    """One file is one record: frontmatter fields + the body as content.
+def parse_markdown(text: str, rel_path: str, mapping: RecordMapping | None = None) -> tuple[list[LegacyRecord], list[RecordRejection]]:
+    """One file is one record: its frontmatter's fields, and the body (``{body}``: the content).
 
-    Title: frontmatter ``title``, else the first ``#`` heading, else the file name.
+    Title when no mapped field has one: the first ``#`` heading, else the file name.
     """
     if not text.strip():
         raise FileRejected("empty file")
-    text = text.replace("\r\n", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     meta, body = _split_frontmatter(text)
-    # the body is the content: frontmatter fields that mean "content" (description, text, body)
-    # come after it, so they are kept in metadata instead of replacing it
-    fields: dict[str, Any] = {"content": body.strip("\n"), **{k: v for k, v in meta.items() if str(k).strip().lower() != "content"}}
-    if "content" in meta:
-        fields["frontmatter:content"] = meta["content"]
     default_title = first_heading(body) or PurePosixPath(rel_path).stem
-    record = normalise_record(fields, source_path=rel_path, source_format="markdown", record_index=0, default_title=default_title)
+    record = normalise_record(
+        meta, source_path=rel_path, source_format="markdown", record_index=0, default_title=default_title, mapping=mapping, body=body.strip("\n")
+    )
     if isinstance(record, RecordRejection):
         return [], [record]
     return [record], []

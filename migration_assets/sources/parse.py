@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migration_assets.records import LegacyRecord, RecordRejection
+from migration_assets.rules import MigrationRules, RecordMapping, default_rules
 from migration_assets.sources.csv_files import parse_csv
 from migration_assets.sources.decoding import BinaryContent, decode_bytes
 from migration_assets.sources.discovery import SourceFile
@@ -16,7 +17,7 @@ from migration_assets.sources.json_files import parse_json, parse_jsonl
 from migration_assets.sources.markdown import parse_markdown
 from migration_assets.sources.text import parse_text
 
-Parser = Callable[[str, str], tuple[list[LegacyRecord], list[RecordRejection]]]
+Parser = Callable[[str, str, RecordMapping], tuple[list[LegacyRecord], list[RecordRejection]]]
 PARSERS: dict[str, Parser] = {
     "json": parse_json,
     "jsonl": parse_jsonl,
@@ -39,8 +40,9 @@ class ParsedFile:
     error: str | None = None
 
 
-def parse_file(root: Path, source: SourceFile) -> ParsedFile:
-    """Parse one eligible file; never raises for bad input, only reports it."""
+def parse_file(root: Path, source: SourceFile, rules: MigrationRules | None = None) -> ParsedFile:
+    """Parse one eligible file, its fields mapped to columns as ``rules`` say (the built-in rules
+    when None); never raises for bad input, only reports it."""
     outcome = ParsedFile(source.rel_path, source.format)
     path = root / source.rel_path
     try:
@@ -56,7 +58,8 @@ def parse_file(root: Path, source: SourceFile) -> ParsedFile:
     outcome.sha256 = hashlib.sha256(data).hexdigest()
     try:
         text, outcome.encoding = decode_bytes(data)
-        outcome.records, outcome.rejections = PARSERS[source.format](text, source.rel_path)
+        mapping = (rules or default_rules()).mapping.for_path(source.rel_path)
+        outcome.records, outcome.rejections = PARSERS[source.format](text, source.rel_path, mapping)
     except (BinaryContent, FileRejected) as exc:
         outcome.error = str(exc)
     except RecursionError:

@@ -24,7 +24,7 @@ from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert, insert_columns, reserve_ids
 from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
-from migration_assets.validation import DUPLICATE_ID
+from migration_assets.validation import DUPLICATE_ID, UNIQUE_RULE, Violation
 
 T = TypeVar("T")
 _IN_CHUNK = 900  # ids per lookup: under every SQLite's limit of bound parameters
@@ -46,6 +46,7 @@ class LoadCounts:
     files: Counter[str] = field(default_factory=Counter)
     planned_items: list[dict[str, Any]] = field(default_factory=list)  # a dry run's per-file outcomes
     planned_rejections: list[dict[str, Any]] = field(default_factory=list)
+    planned_warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: LoadCounts) -> None:
         self.inserted += other.inserted
@@ -58,6 +59,7 @@ class LoadCounts:
         self.files.update(other.files)
         self.planned_items += other.planned_items
         self.planned_rejections += other.planned_rejections
+        self.planned_warnings += other.planned_warnings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,8 +81,8 @@ class FileLoad:
 
     source: SourceFile
     parsed: ParsedFile
-    invalid: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons (blocking)
-    warnings: dict[int, list[str]] = field(default_factory=dict)  # record_index → reasons (loaded anyway)
+    invalid: dict[int, list[Violation]] = field(default_factory=dict)  # record_index → the rules it breaks (blocking)
+    warnings: dict[int, list[Violation]] = field(default_factory=dict)  # record_index → the rules it breaks (loaded anyway)
 
 
 def file_status(source: SourceFile) -> str:
@@ -174,12 +176,15 @@ def existing_items(conn: Connection, legacy_ids: Sequence[str]) -> dict[str, Exi
     return found
 
 
-def _created_at(record: LegacyRecord, source: SourceFile, now: dt.datetime, preserve_timestamps: bool) -> dt.datetime:
-    """The legacy creation time (else the file's mtime) when timestamps are preserved; else now."""
-    created = parse_iso(record.created_at) if preserve_timestamps else None
-    if created is None and preserve_timestamps and source.mtime:
-        created = dt.datetime.fromtimestamp(source.mtime, tz=dt.UTC)
-    return created or now
+def _created_at(record: LegacyRecord, source: SourceFile, now: dt.datetime, preserve_timestamps: bool) -> dt.datetime | None:
+    """The legacy creation time (else the file's mtime) when timestamps are preserved; else now.
+    A legacy date that does not parse leaves it empty (the record was warned, or rejected, by the
+    ``created_at.unparseable`` rule; its raw value is in metadata)."""
+    if not preserve_timestamps:
+        return now
+    if record.created_at:
+        return parse_iso(record.created_at)
+    return dt.datetime.fromtimestamp(source.mtime, tz=dt.UTC) if source.mtime else now
 
 
 def _content_columns(
@@ -219,7 +224,7 @@ def _content_row(
     return {key: values[0] for key, values in columns.items() if key not in ("id", "migrated_at")}
 
 
-def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[str, Any]:
+def _rejection_row(run_id: str, rejection: RecordRejection, stage: str, rules: list[str] | None = None) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "source_path": rejection.source_path,
@@ -227,6 +232,7 @@ def _rejection_row(run_id: str, rejection: RecordRejection, stage: str) -> dict[
         "legacy_id": clean_text(rejection.legacy_id)[:512] if rejection.legacy_id else None,
         "stage": stage,
         "reason": clean_text(rejection.reason),
+        "rules": rules,
         "raw": clean_text(rejection.raw) if rejection.raw else None,
     }
 
@@ -307,11 +313,14 @@ def write_batch(
     now = dt.datetime.now(dt.UTC)
     counts = LoadCounts()
     valid: list[tuple[FileLoad, LegacyRecord]] = []
+    blocked: list[LegacyRecord] = []
     for load in files:
         for record in load.parsed.records:
-            if record.record_index not in load.invalid:
+            if record.record_index in load.invalid:
+                blocked.append(record)
+            else:
                 valid.append((load, record))
-    existing = existing_items(conn, [record.legacy_id for _, record in valid])
+    existing = existing_items(conn, [record.legacy_id for _, record in valid] + [record.legacy_id for record in blocked])
 
     new: list[tuple[SourceFile, LegacyRecord]] = []
     changed_rows: list[dict[str, Any]] = []
@@ -320,8 +329,8 @@ def write_batch(
     per_file: dict[str, Counter[str]] = {load.source.rel_path: Counter() for load in files}
     reasons: dict[str, list[str]] = {load.source.rel_path: [] for load in files}
 
-    def reject(rejection: RecordRejection, stage: str) -> None:
-        rejections.append(_rejection_row(run_id, rejection, stage))
+    def reject(rejection: RecordRejection, stage: str, rules: list[str] | None = None) -> None:
+        rejections.append(_rejection_row(run_id, rejection, stage, rules))
         per_file[rejection.source_path]["rejected"] += 1
         reasons[rejection.source_path].append(rejection.reason)
 
@@ -331,15 +340,25 @@ def write_batch(
         for record in load.parsed.records:
             if record.record_index in load.invalid:
                 raw = f"title={record.title!r:.200} content={record.content!r:.200}"
-                reject(
-                    RecordRejection(record.source_path, record.record_index, "; ".join(load.invalid[record.record_index]), record.legacy_id, raw),
-                    "validate",
-                )
+                broken = load.invalid[record.record_index]
+                why = "; ".join(v.message for v in broken)
+                known = existing.get(record.legacy_id)
+                if known is not None and known.run_id != run_id and (known.source_root, known.source_path) == (source_root, record.source_path):
+                    why += "; the version migrated earlier stays in the target"  # a tightened rule reports, never deletes
+                reject(RecordRejection(record.source_path, record.record_index, why, record.legacy_id, raw), "validate", [v.rule for v in broken])
 
+    warned_ids = {(r.source_path, r.record_index): r.legacy_id for load in files for r in load.parsed.records if r.record_index in load.warnings}
     warnings = [
-        {"run_id": run_id, "source_path": load.source.rel_path, "record_index": index, "legacy_id": None, "reason": "; ".join(reasons)}
+        {
+            "run_id": run_id,
+            "source_path": load.source.rel_path,
+            "record_index": index,
+            "legacy_id": clean_text(warned_ids[(load.source.rel_path, index)])[:512] if (load.source.rel_path, index) in warned_ids else None,
+            "reason": "; ".join(v.message for v in found),
+            "rules": [v.rule for v in found],
+        }
         for load in files
-        for index, reasons in load.warnings.items()
+        for index, found in load.warnings.items()
     ]
     for load, record in valid:
         tally = per_file[record.source_path]
@@ -354,7 +373,7 @@ def write_batch(
                 conflict, stage = f"{DUPLICATE_ID} {record.legacy_id!r}: first seen in {where}", "validate"
             else:
                 conflict, stage = f"legacy_id {record.legacy_id!r} is already migrated from {where!r}", "load"
-            reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), stage)
+            reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), stage, [UNIQUE_RULE])
         elif known.record_hash == record.record_hash:
             tally["unchanged"] += 1
         else:
@@ -431,7 +450,7 @@ def write_batch(
         counts.unchanged += tally["unchanged"]
         counts.rejected += tally["rejected"]
     if dry_run:
-        counts.planned_items, counts.planned_rejections = item_rows, rejections
+        counts.planned_items, counts.planned_rejections, counts.planned_warnings = item_rows, rejections, warnings
     elif item_rows:
         bulk_insert(conn, ITEMS, item_rows)
     return counts

@@ -58,6 +58,7 @@ class MigrationRun(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # the rules file and hashes it ran under
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -166,11 +167,12 @@ class RejectedRecord(Base):
     legacy_id: Mapped[str | None] = mapped_column(String(512))
     stage: Mapped[str] = mapped_column(String(20))  # parse | validate | load
     reason: Mapped[str] = mapped_column(Text)
+    rules: Mapped[list[str] | None] = mapped_column(JSONDocument)  # ids of the rules it broke (url.policy, ...)
     raw: Mapped[str | None] = mapped_column(Text)
 
 
 class RecordWarning(Base):
-    """A validation failure that did not block its record (``validate_data`` off): loaded, but noted."""
+    """A rule a loaded record breaks: one of severity ``warn``, or any with ``validate_data`` off."""
 
     __tablename__ = "record_warnings"
 
@@ -180,6 +182,7 @@ class RecordWarning(Base):
     record_index: Mapped[int] = mapped_column(Integer)
     legacy_id: Mapped[str | None] = mapped_column(String(512))
     reason: Mapped[str] = mapped_column(Text)
+    rules: Mapped[list[str] | None] = mapped_column(JSONDocument)
 
 
 class JournalTransaction(Base):

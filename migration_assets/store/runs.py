@@ -53,6 +53,12 @@ def mark_failed(engine: Engine, run_id: str, error: str) -> bool:
         return bool(result.rowcount)
 
 
+def record_rules(conn: Connection, run_id: str, rules: dict[str, Any]) -> None:
+    """Within the run's first write: the rules it runs under (file and hashes), so that the next
+    incremental run knows which files to re-evaluate when they change."""
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(rules=rules))
+
+
 def record_progress(conn: Connection, run_id: str, stage: str, done: int, total: int) -> None:
     """Within a batch's transaction: how far the run got, so a killed run's row says where it stopped."""
     current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none()
