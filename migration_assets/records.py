@@ -97,7 +97,13 @@ def json_safe(value: Any, _depth: int = 0, clean: Cleaner = clean_text) -> Any:
     if isinstance(value, (dt.date, dt.datetime, dt.time)):
         return value.isoformat()
     if isinstance(value, dict):
-        return {clean(str(k)): json_safe(v, _depth + 1, clean) for k, v in value.items()}
+        safe = {}
+        for k, v in value.items():
+            kind = type(v)  # text and plain numbers, most values, without a call each
+            safe[clean(k) if type(k) is str else clean(str(k))] = (
+                clean(v) if kind is str else v if (kind is int or kind is bool or v is None) else json_safe(v, _depth + 1, clean)
+            )
+        return safe
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
         return [json_safe(v, _depth + 1, clean) for v in items]

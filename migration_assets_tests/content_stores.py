@@ -37,7 +37,8 @@ def hugo_site(root: Path) -> Path:
     _write(
         root,
         "content/commands/hugo_server.md",
-        "---\ntitle: hugo server\nurl: /commands/hugo_server/\npublishDate: 2023-07-30\ncategories:\n  - commands\n  - server\n---\n\nA high performance webserver.\n",
+        "---\ntitle: hugo server\nurl: /commands/hugo_server/\npublishDate: 2023-07-30\ncategories:\n  - commands\n  - server\n---\n\n"
+        "A high performance webserver.\n",
     )
     _write(
         root,
@@ -85,7 +86,7 @@ def jekyll_site(root: Path) -> Path:
     _write(
         root,
         "_posts/2023-01-29-welcome-to-jekyll.markdown",
-        "---\nlayout: post\ntitle:  \"Welcome to Jekyll!\"\ndate:   2023-01-29 18:30:22 -0800\ncategories: jekyll update\n---\n"
+        '---\nlayout: post\ntitle:  "Welcome to Jekyll!"\ndate:   2023-01-29 18:30:22 -0800\ncategories: jekyll update\n---\n'
         "You'll find this post in your `_posts` directory. Go ahead and edit it and re-build the site to see your changes.\n",
     )
     _write(
@@ -102,7 +103,7 @@ def jekyll_site(root: Path) -> Path:
     )
     _write(root, "about.markdown", "---\nlayout: page\ntitle: About\npermalink: /about/\n---\n\nThis is the base Jekyll theme.\n")
     _write(root, "index.markdown", "---\nlayout: home\n---\n")  # no title: the file name is the title
-    _write(root, "_config.yml", "title: Your awesome title\nbaseurl: \"\"\n")  # skipped: not a content format
+    _write(root, "_config.yml", 'title: Your awesome title\nbaseurl: ""\n')  # skipped: not a content format
     return root
 
 

@@ -204,10 +204,12 @@ def test_validate_and_the_dry_run_count_rejections_and_warnings_per_rule(tmp_pat
     assert done.returncode == 0, done.stderr
     report = json.loads(output.read_text())
     assert report["by_rule"] == {"url.policy": {"rejected": 5, "warned": 0}, "created_at.unparseable": {"rejected": 0, "warned": 1}}
-    assert report["rules"]["file"] == str(strict) and any(r["rule"] == "url.policy" and r["value"] == "absolute" for r in report["rules"]["validation"])
+    assert report["rules"]["file"] == str(strict)
+    assert any(r["rule"] == "url.policy" and r["value"] == "absolute" for r in report["rules"]["validation"])
     assert report["totals"]["warned_records"] == 1 and "[warning] _posts/2023-02-14-broken-date.markdown" in done.stdout
     assert "url.policy" in done.stdout and f"Rules: {strict}" in done.stdout
-    dry = run_cli("migrate", "--source", str(source), "--backup", str(tmp_path / "dry"), "--dry-run", "--rules", str(strict), home=home, url=sqlite_url)
+    dry_args = ("--backup", str(tmp_path / "dry"), "--dry-run", "--rules", str(strict))
+    dry = run_cli("migrate", "--source", str(source), *dry_args, home=home, url=sqlite_url)
     assert dry.returncode == 0, dry.stderr
     planned = json.loads((tmp_path / "dry" / "dry_run_report.json").read_text())
     assert planned["by_rule"] == report["by_rule"] and planned["plan"]["reject"] == 5
@@ -223,7 +225,8 @@ def test_loosening_a_rule_brings_in_exactly_the_records_it_rejected_and_rewrites
     before = {key: (row.id, row.updated_at, row.run_id, row.record_hash) for key, row in rows(target_url).items()}
 
     # the same rules again: nothing to do
-    same = run_cli("migrate", "--source", str(source), "--backup", str(tmp_path / "backup"), "--incremental", "--rules", str(strict), home=home, url=target_url)
+    incremental = ("migrate", "--source", str(source), "--backup", str(tmp_path / "backup"), "--incremental")
+    same = run_cli(*incremental, "--rules", str(strict), home=home, url=target_url)
     assert same.returncode == 0 and "Nothing to migrate" in same.stdout
 
     # loosened (the defaults): check-incremental says which files, the incremental run brings exactly those records in
@@ -239,14 +242,16 @@ def test_loosening_a_rule_brings_in_exactly_the_records_it_rejected_and_rewrites
     assert loosened["by_rule"] == {"created_at.unparseable": {"rejected": 0, "warned": 1}}
 
     # nothing changed since: an incremental run has nothing to do
-    again = run_cli("migrate", "--source", str(source), "--backup", str(tmp_path / "backup"), "--incremental", home=home, url=target_url)
+    again = run_cli(*incremental, home=home, url=target_url)
     assert again.returncode == 0 and "Nothing to migrate" in again.stdout
 
     # tightened again: the warned record is re-evaluated and reported, never deleted
-    tightened = migrate(source, tmp_path, target_url, "--incremental", "--rules", str(write_rules(tmp_path, STRICT.split("\n\n")[1], "dates.toml")))
-    assert [(r["path"], r["rules"]) for r in tightened["rejected_records"]] == [("blog/_posts/2023-02-14-broken-date.markdown", ["created_at.unparseable"])]
+    dates = write_rules(tmp_path, STRICT.split("\n\n")[1], "dates.toml")
+    tightened = migrate(source, tmp_path, target_url, "--incremental", "--rules", str(dates))
+    broken = "blog/_posts/2023-02-14-broken-date.markdown"
+    assert [(r["path"], r["rules"]) for r in tightened["rejected_records"]] == [(broken, ["created_at.unparseable"])]
     assert "the version migrated earlier stays in the target" in tightened["rejected_records"][0]["reason"]
-    assert "blog/_posts/2023-02-14-broken-date.markdown" in by_path(target_url)
+    assert broken in by_path(target_url)
     with get_engine(target_url).connect() as conn:
         assert conn.execute(select(RejectedRecord.rules).where(RejectedRecord.run_id == tightened["run_id"])).scalars().all() == [
             ["created_at.unparseable"]
@@ -278,9 +283,7 @@ def test_a_run_records_its_rules_and_the_ui_shows_the_rules_in_force(tmp_path, s
     from migration_assets.rules import load_rules
 
     assert json.loads(recorded) == load_rules(strict).summary()
-    validated = next(
-        m for m in result.asset_materializations_for_node("ingest_records") if m.asset_key.path == ["validated_records"]
-    ).metadata
+    validated = next(m for m in result.asset_materializations_for_node("ingest_records") if m.asset_key.path == ["validated_records"]).metadata
     assert validated["rules_file"].value == str(strict)
     assert validated["by_rule"].data == {"url.policy": {"rejected": 5, "warned": 0}}
     url_column = next(c for c in validated["dagster/column_schema"].schema.columns if c.name == "url")

@@ -73,8 +73,7 @@ def test_templates_build_ids_and_urls_from_builtins_and_fields(tmp_path):
     rules = load_rules(
         rules_file(
             tmp_path,
-            '[mapping]\nlegacy_id = ["id", "{slug}"]\nurl = ["permalink", "/{dir}/{stem}/"]\n'
-            '[mapping.set]\ncategory = "{{literal}} {section}"\n',
+            '[mapping]\nlegacy_id = ["id", "{slug}"]\nurl = ["permalink", "/{dir}/{stem}/"]\n[mapping.set]\ncategory = "{{literal}} {section}"\n',
         )
     )
     post = record({"title": "t", "section": "s"}, rules, path="_posts/2023-01-29-welcome.markdown", fmt="markdown")
@@ -175,7 +174,7 @@ def test_each_column_rule_kind_with_its_severity(tmp_path):
             "[validation.title]\nrequired = true\nmax_length = 10\n"
             '[validation.category]\nallowed = ["docs", "blog"]\nseverity = "warn"\n'
             '[validation.legacy_id]\npattern = "^[a-z]+-[0-9]+$"\n'
-            "[validation.tags]\nmax_length = { value = 5, severity = \"warn\" }\n"
+            '[validation.tags]\nmax_length = { value = 5, severity = "warn" }\n'
             '[validation.content]\nrequired = { value = true, severity = "warn" }\n',
         )
     )
@@ -237,16 +236,16 @@ def test_the_rules_hash_ignores_comments_and_order_and_splits_mapping_from_valid
 
 BAD_FILES = [
     ('[mapping]\ntitel = ["title"]\n', "mapping.titel: unknown column 'titel'"),
-    ('[validation.titel]\nrequired = true\n', "validation.titel: unknown column 'titel'"),
+    ("[validation.titel]\nrequired = true\n", "validation.titel: unknown column 'titel'"),
     ('[validation.title]\npattern = "([a-z"\n', "validation.title.pattern: bad regular expression"),
-    ("[validation.title]\nmax_length = \"long\"\n", "validation.title.max_length: expected a whole number"),
+    ('[validation.title]\nmax_length = "long"\n', "validation.title.max_length: expected a whole number"),
     ('[validation.url]\npolicy = "relative"\n', "validation.url.policy: unknown URL policy 'relative'"),
     ('[validation.created_at]\nunparseable = "ignore"\n', "validation.created_at.unparseable: unknown date policy 'ignore'"),
     ('[validation.title]\nseverity = "fatal"\n', "validation.title.severity: unknown severity 'fatal'"),
-    ('[validation.title]\nminimum = 3\n', "validation.title.minimum: unknown rule for title"),
+    ("[validation.title]\nminimum = 3\n", "validation.title.minimum: unknown rule for title"),
     ("[validation.category]\nmax_length = 300\n", "validation.category.max_length: 300 is more than the column holds (255 characters)"),
     ('[mapping]\nurl = "{unclosed"\n', "mapping.url[0]: template '{unclosed' has an unmatched '{'"),
-    ('[mapping]\ntags = [1, 2]\n', "mapping.tags: expected a list of field names"),
+    ("[mapping]\ntags = [1, 2]\n", "mapping.tags: expected a list of field names"),
     ('[[mapping.paths]]\nset = { type = "post" }\n', "mapping.paths[0].glob: missing"),
     ('[[mapping.paths]]\nglob = "blog/[x"\n', "mapping.paths[0].glob: glob 'blog/[x' has an unclosed '['"),
     ("[mapping.set]\ntitle = 3\n", "mapping.set.title: expected text"),

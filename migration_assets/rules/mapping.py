@@ -38,8 +38,37 @@ _PATH = re.compile(r"[^.\[\]{}]+(?:\.[^.\[\]{}]+|\[\d+\])*\Z")
 _STEP = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 
 
+_FOLDED: dict[str, str] = {}
+
+
 def fold(key: Any) -> str:
-    return key.strip().lower() if type(key) is str else str(key).strip().lower()
+    """A field name as mappings match it: without surrounding spaces, in lower case."""
+    if type(key) is str:
+        name = _FOLDED.get(key)
+        if name is None:
+            name = key.strip().lower()
+            if len(_FOLDED) < 10_000:  # legacy headers repeat in every row; keys of odd exports may not
+                _FOLDED[key] = name
+        return name
+    return str(key).strip().lower()
+
+
+class RecordFields:
+    """A record's fields, with the case-folded view that paths and placeholders look names up in
+    (built only when one does: most records are mapped by their plain field names alone)."""
+
+    __slots__ = ("_folded", "raw")
+
+    def __init__(self, raw: Mapping[Any, Any]) -> None:
+        self.raw = raw
+        self._folded: dict[str, Any] | None = None
+
+    def folded(self) -> dict[str, Any]:
+        if self._folded is None:
+            self._folded = {}
+            for key, value in self.raw.items():
+                self._folded.setdefault(fold(key), value)
+        return self._folded
 
 
 @dataclass(frozen=True)
@@ -62,13 +91,14 @@ class FieldPath:
     def simple(self) -> bool:
         return len(self.steps) == 1
 
-    def lookup(self, raw: Mapping[Any, Any], folded: Mapping[str, Any]) -> Any:
+    def lookup(self, fields: RecordFields) -> Any:
         """The value at this path, or ``MISSING``. A whole name that is a key of the record wins
         over a path (a CSV header ``a.b`` is a field, not a path); keys match without regard to
         case; index 0 of a single value is that value (``categories[0]`` of ``categories: news``)."""
+        raw = fields.raw
         if self.text in raw:
             return raw[self.text]
-        value: Any = folded.get(fold(self.text), MISSING)
+        value: Any = fields.folded().get(fold(self.text), MISSING)
         if value is not MISSING or self.simple:
             return value
         value = raw
@@ -99,16 +129,19 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _DATED = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}-(.+)$")
 
 
-@dataclass(frozen=True)
 class RecordContext:
-    """What a template knows about a record beside its fields."""
+    """What a template knows about a record beside its fields (one per record: a plain slotted
+    class, cheaper to make than a dataclass)."""
 
-    path: str
-    index: int
-    format: str
-    body: str | None = None
+    __slots__ = ("body", "format", "index", "path")
 
-    def builtin(self, name: str, raw: Mapping[Any, Any], folded: Mapping[str, Any]) -> Any:
+    def __init__(self, path: str, index: int, format: str, body: str | None = None) -> None:
+        self.path = path
+        self.index = index
+        self.format = format
+        self.body = body
+
+    def builtin(self, name: str, fields: RecordFields) -> Any:
         if name == "path":
             return self.path
         if name == "index":
@@ -124,7 +157,9 @@ class RecordContext:
         if name == "stem":
             return stem
         if name == "slug":
-            own = raw.get("slug", folded.get("slug", MISSING))
+            own = fields.raw.get("slug", MISSING)
+            if own is MISSING:
+                own = fields.folded().get("slug", MISSING)
             if present(own) and isinstance(own, (str, int)):
                 return str(own).strip()
             dated = _DATED.match(stem)
@@ -162,7 +197,10 @@ class Template:
             parts.append(text[position:])
         return cls(text, tuple(parts))
 
-    def render(self, raw: Mapping[Any, Any], folded: Mapping[str, Any], context: RecordContext) -> str | None:
+    def render(self, fields: RecordFields, context: RecordContext) -> str | None:
+        if len(self.parts) == 1 and type(part := self.parts[0]) is FieldPath and part.text in ("body", "path"):
+            value = context.body if part.text == "body" else context.path  # the common templates, without the general walk
+            return value if present(value) else None
         pieces: list[str] = []
         for part in self.parts:
             if isinstance(part, str):
@@ -170,11 +208,11 @@ class Template:
                 continue
             value = MISSING
             if part.simple and part.text in BUILTINS and part.text != "slug":
-                value = context.builtin(part.text, raw, folded)
+                value = context.builtin(part.text, fields)
             else:
-                value = part.lookup(raw, folded)
+                value = part.lookup(fields)
                 if not present(value) and part.simple and part.text == "slug":
-                    value = context.builtin("slug", raw, folded)
+                    value = context.builtin("slug", fields)
             if not present(value) or isinstance(value, (dict, list, tuple)):
                 return None
             pieces.append(value if isinstance(value, str) else str(value))
@@ -293,63 +331,70 @@ class RecordMapping:
     sources: Mapping[str, tuple[Source, ...]]
     set: Mapping[str, Constant]
     default: Mapping[str, Constant]
-    by_name: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
-    """Simple field names (folded) → {column: position among its sources}: looked up in one pass."""
+    by_name: dict[str, tuple[tuple[str, int], ...]] = field(init=False, repr=False, compare=False)
+    """Simple field names (folded) → (column, position among its sources): found in one pass over a record's keys."""
+    rest: tuple[tuple[str, Constant | None, tuple[tuple[int, Source], ...], Constant | None], ...] = field(init=False, repr=False, compare=False)
+    """Per column that has them: its set value, its paths and templates (with their positions), its default."""
 
     def __post_init__(self) -> None:
         names: dict[str, dict[str, int]] = {}
-        for column, sources in self.sources.items():
-            for position, source in enumerate(sources):
+        rest = []
+        for column in COLUMNS:
+            others = []
+            for position, source in enumerate(self.sources.get(column, ())):
                 if isinstance(source, FieldPath) and source.simple:
                     names.setdefault(fold(source.text), {}).setdefault(column, position)
-        object.__setattr__(self, "by_name", names)
+                else:
+                    others.append((position, source))
+            if others or column in self.set or column in self.default:
+                rest.append((column, self.set.get(column), tuple(others), self.default.get(column)))
+        object.__setattr__(self, "by_name", {name: tuple(hits.items()) for name, hits in names.items()})
+        object.__setattr__(self, "rest", tuple(rest))
 
     def resolve(self, raw: Mapping[Any, Any], context: RecordContext) -> Resolved:
         """Each column's value for ``raw``: set outright, else from the first source with a value,
-        else its default. One pass over the record's keys finds every simple field name."""
+        else its default. One pass over the record's keys finds every plain field name."""
         best: dict[str, tuple[int, Any, Any]] = {}  # column → (position in its sources, value, key)
         names = self.by_name
-        folded: dict[str, Any] = {}
+        folded_names = _FOLDED
         for key, value in raw.items():
-            name = fold(key)
-            if name not in folded:
-                folded[name] = value
-            for column, position in names.get(name, {}).items():
-                if present(value, column) and (column not in best or position < best[column][0]):
+            hits = names.get(folded_names.get(key) or fold(key))
+            if hits is None:
+                continue
+            kind = type(value)  # present(), inlined for the values most fields hold
+            if (kind is str and (not value or value.isspace())) or value is None or ((kind is list or kind is dict) and not value):
+                continue
+            for column, position in hits:
+                if (column not in best or position < best[column][0]) and (column != "legacy_id" or present(value, column)):
                     best[column] = (position, value, key)
-        values: dict[str, Any] = {}
-        keys: dict[str, Any] = {}
-        for column in COLUMNS:
-            constant = self.set.get(column)
+        values = {column: found[1] for column, found in best.items()}
+        keys = {column: found[2] for column, found in best.items()}
+        fields = RecordFields(raw)
+        for column, constant, others, fallback in self.rest:
             if constant is not None:
-                rendered = _render(constant, raw, folded, context, column)
+                rendered = _render(constant, fields, context, column)
                 if rendered is not None:
                     values[column] = rendered
+                    keys.pop(column, None)
                     continue
-            found = best.get(column)
-            limit = found[0] if found else len(self.sources.get(column, ()))
-            for source in self.sources.get(column, ())[:limit]:
-                if source.__class__ is FieldPath and source.simple:  # type: ignore[union-attr]
-                    continue  # looked up in the pass over the keys
-                value = source.render(raw, folded, context) if isinstance(source, Template) else source.lookup(raw, folded)
-                if present(value, column):
-                    found = (0, value, None)
+            limit = best[column][0] if column in best else len(self.sources.get(column, ()))
+            for position, source in others:
+                if position >= limit:
                     break
-            if found is not None:
-                values[column] = found[1]
-                if found[2] is not None:
-                    keys[column] = found[2]
-                continue
-            fallback = self.default.get(column)
-            if fallback is not None:
-                rendered = _render(fallback, raw, folded, context, column)
+                value = source.render(fields, context) if isinstance(source, Template) else source.lookup(fields)
+                if present(value, column):
+                    values[column] = value
+                    keys.pop(column, None)
+                    break
+            if column not in values and fallback is not None:
+                rendered = _render(fallback, fields, context, column)
                 if rendered is not None:
                     values[column] = rendered
         return Resolved(values, keys)
 
 
-def _render(constant: Constant, raw: Mapping[Any, Any], folded: Mapping[str, Any], context: RecordContext, column: str) -> Any:
-    texts = [text for text in (t.render(raw, folded, context) for t in constant) if text is not None]
+def _render(constant: Constant, fields: RecordFields, context: RecordContext, column: str) -> Any:
+    texts = [text for text in (t.render(fields, context) for t in constant) if text is not None]
     if column == "tags":
         return texts or None
     return texts[0] if texts else None
