@@ -237,12 +237,18 @@ def parse_iso(value: str | None) -> dt.datetime | None:
 
 
 def _text_field(value: Any, clean: Cleaner) -> str | None:
+    """A text column's value: text, or a single value with an obvious text form (a number, a
+    TOML date, true/false); a list or an object is an error."""
     if value is None:
         return None
     if isinstance(value, str):
         return clean(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
         return str(value) if not isinstance(value, float) or math.isfinite(value) else None
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
     raise TypeError(f"expected text, got {type(value).__name__}")
 
 

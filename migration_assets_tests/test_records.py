@@ -75,3 +75,12 @@ def test_an_unusable_id_is_kept_in_metadata_and_the_record_gets_a_derived_one():
 def test_a_date_with_no_utc_equivalent_does_not_crash():
     record = norm({"title": "t", "created_at": "0001-01-01T00:00:00+05:00"})
     assert isinstance(record, LegacyRecord) and record.created_at.startswith("0001-01-01")
+
+
+def test_a_single_value_in_a_text_column_is_taken_as_its_text_and_a_list_in_a_one_value_column_gives_its_first():
+    import datetime as dt
+
+    record = norm({"title": dt.date(2023, 1, 1), "content": True, "category": ["news", "other"], "url": ["/a/", "/b/"]})
+    assert (record.title, record.content, record.category, record.url) == ("2023-01-01", "true", "news", "/a/")
+    assert record.metadata["category"] == ["news", "other"]  # the whole list is kept
+    assert isinstance(norm({"title": ["a", "b"]}), RecordRejection)  # a title is one text

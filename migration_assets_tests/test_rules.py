@@ -271,3 +271,12 @@ def test_a_missing_or_misnamed_rules_file_is_refused(tmp_path):
         load_rules(rules_file(tmp_path, "x", "rules.ini"))
     with pytest.raises(RulesError, match="expected a table of settings"):
         load_rules(rules_file(tmp_path, "- a\n- b\n", "list.yaml"))
+
+
+def test_the_readmes_example_rules_file_is_a_valid_rules_file(tmp_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("A full example, for a Hugo site", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    rules = load_rules(rules_file(tmp_path, example))
+    assert rules.validation.get("title.max_length").severity == "warn"
+    news = record({"title": "Hugo 0.120", "date": "2023-10-31"}, rules, path="content/news/0.120.md", fmt="markdown", body="Notes")
+    assert (news.type, news.url, news.legacy_id) == ("release", "/news/0.120/", "content/news/0.120.md")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 COLUMNS = ("legacy_id", "title", "content", "url", "type", "category", "tags", "created_at", "metadata")
 """The target columns a mapping fills (``metadata``: a legacy field holding more metadata, merged in)."""
@@ -315,8 +315,7 @@ def _glob_regex(glob: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A record's fields as the mapping resolved them: a value per column that has one, and for
     each column filled from a top-level field, that field's key."""
 
