@@ -163,6 +163,11 @@ def docs_site(root: Path) -> Path:
     _write(root, "docs/api/reference.md", "# API reference\n\nEvery endpoint, in order.\n")
     _write(
         root,
+        "docs/guides/tabs.mdx",
+        "---\ntitle: Using tabs\ntags: [ui]\n---\n\nimport Tabs from '@theme/Tabs';\n\n<Tabs>Pick one.</Tabs>\n",
+    )  # MDX: Markdown with JSX, read as Markdown
+    _write(
+        root,
         "data/releases.json",
         json.dumps(
             [

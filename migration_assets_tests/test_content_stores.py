@@ -148,12 +148,14 @@ def test_zola_mapping_reads_taxonomies_and_extra_tables(tmp_path, home, sqlite_u
 
 def test_a_docs_site_maps_each_kind_of_data_file_by_glob(tmp_path, home, sqlite_url):
     report = migrate(docs_site(tmp_path / "site"), tmp_path, sqlite_url, "--rules", str(write_rules(tmp_path, DOCS_RULES)))
-    assert report["totals"]["rejected"] == 0 and report["totals"]["records"]["inserted"] == 9
+    assert report["totals"]["rejected"] == 0 and report["totals"]["records"]["inserted"] == 10
     items = {row.legacy_id: row for row in rows(sqlite_url).values()}
     assert (items["intro"].title, items["intro"].url, items["intro"].content_type) == ("Introduction", "/", "doc")
     setup = items["docs/guides/setup.md#0"]
     assert (setup.title, setup.tags, setup.content_type) == ("Setup", ["setup", "install"], "doc")
     assert items["docs/api/reference.md#0"].title == "API reference"  # the first heading
+    tabs = items["docs/guides/tabs.mdx#0"]
+    assert (tabs.title, tabs.source_format, tabs.content_type) == ("Using tabs", "markdown", "doc") and "<Tabs>" in tabs.content
     release = items["data/releases.json#1"]
     assert (release.title, release.content, release.url, release.content_type) == ("Release 1.1.0", "Faster builds.", "/releases/1.1.0", "release")
     assert release.created_at.date().isoformat() == "2023-05-20"  # "May 20, 2023"

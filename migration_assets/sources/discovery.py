@@ -19,6 +19,11 @@ FORMATS: dict[str, str] = {
     ".ndjson": "jsonl",
     ".md": "markdown",
     ".markdown": "markdown",
+    ".mdx": "markdown",  # MDX (Docusaurus, Astro): front matter and Markdown, its JSX kept as text
+    ".mdown": "markdown",
+    ".mkd": "markdown",
+    ".mkdn": "markdown",
+    ".mdwn": "markdown",
     ".txt": "text",
     ".text": "text",
     ".csv": "csv",
