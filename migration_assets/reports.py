@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,29 @@ def count_by_rule(rejected: Iterable[list[str] | None], warned: Iterable[list[st
                 counts[rule][outcome] += 1
     ordered = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     return {rule: {"rejected": c.get("rejected", 0), "warned": c.get("warned", 0)} for rule, c in ordered}
+
+
+def rejection_entry(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A report's entry for a ``rejected_records`` row (or a dry run's planned one)."""
+    return {
+        "path": row["source_path"],
+        "index": row["record_index"],
+        "legacy_id": row["legacy_id"],
+        "stage": row["stage"],
+        "rules": row["rules"] or [],
+        "reason": row["reason"],
+    }
+
+
+def warning_entry(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A report's entry for a ``record_warnings`` row (or a dry run's planned one)."""
+    return {
+        "path": row["source_path"],
+        "index": row["record_index"],
+        "legacy_id": row["legacy_id"],
+        "rules": row["rules"] or [],
+        "reason": row["reason"],
+    }
 
 
 def rules_section(rules: MigrationRules) -> dict[str, Any]:
@@ -111,10 +134,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         waves = conn.execute(select(WAVES).where(WAVES.c.partition_key.in_(keys))).mappings().all()
         backup_rows = conn.execute(select(BACKUPS).where(BACKUPS.c.run_id == run_id)).mappings().all()
         warning_rows = conn.execute(select(WARNINGS).where(WARNINGS.c.run_id == run_id).order_by(WARNINGS.c.id)).mappings()
-        warnings = [
-            {"path": w["source_path"], "index": w["record_index"], "legacy_id": w["legacy_id"], "rules": w["rules"] or [], "reason": w["reason"]}
-            for w in warning_rows
-        ]
+        warnings = [warning_entry(w) for w in warning_rows]
         totals = run_totals(conn, run_id)
         in_target = {
             "content_items": conn.execute(select(func.count()).select_from(ContentItem)).scalar_one(),
@@ -172,17 +192,7 @@ def build_report(engine: Engine, run_id: str) -> dict[str, Any]:
         "by_rule": count_by_rule((r["rules"] for r in rejections), (w["rules"] for w in warnings)),
         "validation_warnings": warnings,
         "files": files,
-        "rejected_records": [
-            {
-                "path": r["source_path"],
-                "index": r["record_index"],
-                "legacy_id": r["legacy_id"],
-                "stage": r["stage"],
-                "rules": r["rules"] or [],
-                "reason": r["reason"],
-            }
-            for r in rejections
-        ],
+        "rejected_records": [rejection_entry(r) for r in rejections],
     }
 
 
@@ -369,21 +379,8 @@ def dry_run_report(
         "rules": rules_section(rules),
         "by_rule": count_by_rule((r["rules"] for r in counts.planned_rejections), (w["rules"] for w in counts.planned_warnings)),
         "files": files,
-        "rejected_records": [
-            {
-                "path": r["source_path"],
-                "index": r["record_index"],
-                "legacy_id": r["legacy_id"],
-                "stage": r["stage"],
-                "rules": r["rules"] or [],
-                "reason": r["reason"],
-            }
-            for r in counts.planned_rejections
-        ],
-        "warned_records": [
-            {"path": w["source_path"], "index": w["record_index"], "legacy_id": w["legacy_id"], "rules": w["rules"], "reason": w["reason"]}
-            for w in counts.planned_warnings
-        ],
+        "rejected_records": [rejection_entry(r) for r in counts.planned_rejections],
+        "warned_records": [warning_entry(w) for w in counts.planned_warnings],
     }
 
 
