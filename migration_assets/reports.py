@@ -21,6 +21,7 @@ from migration_assets.store.models import (
     KnowledgeItem,
 )
 from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNINGS, WAVES
+from migration_assets.validation import RuleTally
 
 
 def error_type(reason: str) -> str:
@@ -30,15 +31,13 @@ def error_type(reason: str) -> str:
 
 
 def count_by_rule(rejected: Iterable[list[str] | None], warned: Iterable[list[str] | None]) -> dict[str, dict[str, int]]:
-    """Rejections and warnings per rule: ``{rule: {"rejected": n, "warned": m}}`` (a record that
-    breaks two rules counts for each), most frequent first."""
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for outcome, rule_lists in (("rejected", rejected), ("warned", warned)):
-        for rules in rule_lists:
-            for rule in dict.fromkeys(rules or ()):
-                counts[rule][outcome] += 1
-    ordered = sorted(counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
-    return {rule: {"rejected": c.get("rejected", 0), "warned": c.get("warned", 0)} for rule, c in ordered}
+    """Rejections and warnings per rule, from the rule lists of rejected and of warned records."""
+    tally = RuleTally()
+    for rules in rejected:
+        tally.add("rejected", rules)
+    for rules in warned:
+        tally.add("warned", rules)
+    return tally.counts()
 
 
 def rejection_entry(row: Mapping[Any, Any]) -> dict[str, Any]:

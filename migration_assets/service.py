@@ -33,6 +33,7 @@ from migration_assets.store.loader import LoadCounts
 from migration_assets.store.models import ContentItem
 from migration_assets.store.retry import retry_transient
 from migration_assets.store.runs import record_progress, record_rules
+from migration_assets.validation import RuleTally
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
 __all__ = [
@@ -79,7 +80,7 @@ class IngestResult:
     validated: dict[str, int]
     loaded: LoadCounts
     rules: MigrationRules
-    by_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule → {"rejected": n, "warned": m}, as validation found
+    by_rule: RuleTally = field(default_factory=RuleTally)  # the records validation rejected and warned, per rule
     parsed_examples: list[dict[str, Any]] = field(default_factory=list)
     invalid_examples: list[dict[str, Any]] = field(default_factory=list)
     worker_peak_rss_mb: float = 0.0  # the largest of the processes that parsed (this one, without a pool)
@@ -140,7 +141,9 @@ def _ingest(
         result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
         blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
         validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
-        _count_rules(result.by_rule, blocking, warnings)
+        for outcome, verdicts in (("rejected", blocking), ("warned", warnings)):
+            for found in verdicts.values():
+                result.by_rule.add(outcome, [v.rule for v in found])
         files = ingest.file_loads(prepared.files, blocking, warnings)
         _keep_examples(result, prepared, blocking)
 
@@ -161,14 +164,6 @@ def _ingest(
     result.parsed = tally.counts()
     result.validated = {k: validated.get(k, 0) for k in ("valid", "invalid", "warnings")}
     return result
-
-
-def _count_rules(by_rule: dict[str, dict[str, int]], blocking: ingest.Verdicts, warnings: ingest.Verdicts) -> None:
-    for outcome, verdicts in (("rejected", blocking), ("warned", warnings)):
-        for found in verdicts.values():
-            for rule in dict.fromkeys(v.rule for v in found):
-                counts = by_rule.setdefault(rule, {"rejected": 0, "warned": 0})
-                counts[outcome] += 1
 
 
 def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blocking: ingest.Verdicts) -> None:

@@ -9,8 +9,8 @@ is collected with every rule it breaks, each with its severity (``error`` blocks
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -45,6 +45,24 @@ class Violation(NamedTuple):
 
 def blocks(violations: Sequence[Violation]) -> bool:
     return any(v.severity == "error" for v in violations)
+
+
+class RuleTally:
+    """Records rejected and loaded with a warning, per rule (a record that breaks two rules counts
+    for each), counted as they come."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, outcome: str, rules: Iterable[str] | None) -> None:
+        """One record's ``outcome`` ("rejected" or "warned") under the ``rules`` it broke."""
+        for rule in dict.fromkeys(rules or ()):
+            self._counts[rule][outcome] += 1
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{rule: {"rejected": n, "warned": m}}``, most frequent first."""
+        ordered = sorted(self._counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+        return {rule: {"rejected": c.get("rejected", 0), "warned": c.get("warned", 0)} for rule, c in ordered}
 
 
 def _parseable_date(value: object) -> bool:

@@ -120,7 +120,7 @@ def ingest_records(
         metadata={
             **counts_metadata(result.validated),
             "invalid_examples": table_preview(result.invalid_examples, ["source_path", "index", "reasons"]),
-            "by_rule": dg.MetadataValue.json(result.by_rule),
+            "by_rule": dg.MetadataValue.json(result.by_rule.counts()),
             "rules_file": dg.MetadataValue.text(result.rules.source or "built-in defaults"),
             "rules_hash": dg.MetadataValue.text(result.rules.hash),
             "dagster/column_schema": validated_table_schema(result.rules.validation),
