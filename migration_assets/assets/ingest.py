@@ -65,9 +65,11 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             deps=["parsed_records"],
             group_name=GROUP,
             kinds={"pandera"},
-            description="Parsed records checked against the LegacyRecord schema, in the worker that parsed them; every failing "
-            "record is kept with its reasons and does not go on (unless validate_data is off), and a legacy id already written "
-            "by this run is refused.",
+            description="Parsed records checked against the LegacyRecord schema compiled from the rules in force (rules_file), in "
+            "the worker that parsed them; a record breaking a rule of severity error is kept with its reasons and does not go on "
+            "(unless validate_data is off), one breaking only warn rules loads with a warning, and a legacy id already written by "
+            "this run is refused. The column schema shown here is the built-in rules'; each materialization shows the rules its "
+            "run was under, and its counts per rule.",
             metadata={"dagster/column_schema": VALIDATED_TABLE_SCHEMA},
         ),
         dg.AssetSpec(
