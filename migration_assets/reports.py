@@ -63,11 +63,6 @@ def warning_entry(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def rules_section(rules: MigrationRules) -> dict[str, Any]:
-    """What a report says about the rules in force: where they came from, their hash, each rule."""
-    return {**rules.summary(), "validation": rules.validation.listing()}
-
-
 REPORT_FILE = "migration_report.json"
 SUMMARY_FILE = "migration_summary.txt"
 FILE_STATUSES = ("migrated", "skipped", "rejected")
@@ -314,7 +309,7 @@ def validation_report(inventory: FileInventory, validated: ValidatedRecords, rul
         "source_directory": inventory.root,
         "totals": dict(totals),
         "by_format": {fmt: dict(c) for fmt, c in sorted(by_format.items())},
-        "rules": rules_section(rules),
+        "rules": rules.summary(),
         "by_rule": count_by_rule((r["rules"] for r in invalid_records), (r["rules"] for r in warned_records)),
         "invalid_files": invalid_files,
         "invalid_records": invalid_records,
@@ -375,7 +370,7 @@ def dry_run_report(
         },
         "wave": {"unchanged_files_not_in_wave": inventory.unchanged_count, "removed_files": inventory.removed},
         "seconds": round(seconds, 3),
-        "rules": rules_section(rules),
+        "rules": rules.summary(),
         "by_rule": count_by_rule((r["rules"] for r in counts.planned_rejections), (w["rules"] for w in counts.planned_warnings)),
         "files": files,
         "rejected_records": [rejection_entry(r) for r in counts.planned_rejections],

@@ -284,7 +284,11 @@ def test_a_run_records_its_rules_and_the_ui_shows_the_rules_in_force(tmp_path, s
         recorded = conn.execute(text("select rules from migration_runs")).scalar_one()
     from migration_assets.rules import load_rules
 
-    assert json.loads(recorded) == load_rules(strict).summary()
+    recorded = json.loads(recorded)
+    assert recorded == load_rules(strict).summary() and recorded["file"] == str(strict)
+    assert {"rule": "url.policy", "value": "absolute", "severity": "error", "message": "url is not an http(s) or ftp URL"} in recorded["validation"]
+    report = json.loads((tmp_path / "backup" / "migration_report.json").read_text())
+    assert report["rules"] == recorded  # the report shows every rule the run was under
     validated = next(m for m in result.asset_materializations_for_node("ingest_records") if m.asset_key.path == ["validated_records"]).metadata
     assert validated["rules_file"].value == str(strict)
     assert validated["by_rule"].data == {"url.policy": {"rejected": 5, "warned": 0}}

@@ -89,5 +89,13 @@ class MigrationRules:
     validation_hash: str
 
     def summary(self) -> dict[str, Any]:
-        """What a run records about its rules (``migration_runs.rules``)."""
-        return {"file": self.source, "hash": self.hash, "mapping_hash": self.mapping_hash, "validation_hash": self.validation_hash}
+        """What a run records about its rules (``migration_runs.rules``) and what reports show:
+        where they came from, their hashes, the field mapping and every validation rule in force."""
+        return {
+            "file": self.source,
+            "hash": self.hash,
+            "mapping_hash": self.mapping_hash,
+            "validation_hash": self.validation_hash,
+            "mapping": self.document["mapping"],
+            "validation": self.validation.listing(),
+        }
