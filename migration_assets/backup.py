@@ -1,13 +1,17 @@
 """Backups that make every run reversible: a journal of the prior state of every row a run
-inserts, updates or deletes, sealed with sha256 checksums, and the exact rollback it allows.
+inserts, updates or deletes, sealed with sha256 checksums recorded in ``migration_backups``
+(the authority a rollback checks; ``rollback.py`` undoes a run from them).
 
-The journal is written before each batch commits, so whatever a run committed is in it.
-Lines can be encrypted (Fernet, key in ``MIGRATION_BACKUP_KEY``). Plain Python, no Dagster.
+The journal is written before each batch commits, so whatever a run committed is in it; a
+write that fails leaves no torn line behind. Lines can be encrypted (Fernet, key in
+``MIGRATION_BACKUP_KEY``), each line on its own, so one key reads the runs that had it while
+plain runs stay plain. Plain Python, no Dagster.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,11 +28,11 @@ from sqlalchemy import Connection, Engine, Table, event, select, update
 
 from migration_assets.sources.discovery import file_sha256 as sha256_file
 from migration_assets.store.bulk import bulk_insert
-from migration_assets.store.database import redact_url
+from migration_assets.store.database import normalise_url, redact_url
 from migration_assets.store.models import (
     utcnow,
 )
-from migration_assets.store.tables import BACKUPS, CONTENT, EMBEDDINGS, JOURNAL_TXS, KNOWLEDGE, MAPPINGS, RUNS, WAVES
+from migration_assets.store.tables import BACKUPS, CONTENT, EMBEDDINGS, JOURNAL_TXS, KNOWLEDGE, MAPPINGS, RUNS
 
 KEY_ENV = "MIGRATION_BACKUP_KEY"
 BACKUPS_FOLDER = "backups"
@@ -51,7 +55,7 @@ def fernet_from_env() -> Fernet | None:
         raise BackupError(f"{KEY_ENV} is not a Fernet key (32 url-safe base64-encoded bytes): {exc}") from None
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return {"$migration_assets:datetime": value.isoformat()}
     if isinstance(value, np.ndarray):
@@ -59,7 +63,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
+def decode_value(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
         if "$migration_assets:datetime" in value:
             return dt.datetime.fromisoformat(value["$migration_assets:datetime"])
@@ -99,7 +103,7 @@ class Journal:
         if not self.tx:
             raise RuntimeError("journal entry outside a journaled transaction (call open_transaction first)")
         entry["tx"] = self.tx
-        line = json.dumps(entry, ensure_ascii=False, default=_encode).encode()
+        line = json.dumps(entry, ensure_ascii=False, default=encode_value).encode()
         if self.fernet:
             line = self.fernet.encrypt(line)
         self._pending.append(line + b"\n")
@@ -109,9 +113,17 @@ class Journal:
         if not pending:
             return
         with open(self.path, "ab") as fh:
-            fh.write(b"".join(pending))
-            fh.flush()
-            os.fsync(fh.fileno())
+            whole = fh.tell()
+            try:
+                fh.write(b"".join(pending))
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError:
+                # a full disk, say: the transaction does not commit, and its lines must not stay
+                # torn in the journal either (they would spoil every line after them)
+                with contextlib.suppress(OSError):
+                    fh.truncate(whole)
+                raise
 
     def inserted(self, table: str, keys: Sequence[Any]) -> None:
         if keys:
@@ -127,7 +139,7 @@ class Journal:
         rows = []
         for start in range(0, len(keys), 500):
             chunk = list(keys[start : start + 500])
-            rows += [{k: _encode(v) for k, v in row.items()} for row in conn.execute(select(target).where(key.in_(chunk))).mappings()]
+            rows += [{k: encode_value(v) for k, v in row.items()} for row in conn.execute(select(target).where(key.in_(chunk))).mappings()]
         if rows:
             self._append({"op": op, "table": table, "rows": rows})
             self.counts[f"{table}.{op}"] += len(rows)
@@ -154,168 +166,161 @@ class Journal:
         self.before_change(conn, "knowledge_items", "delete", chunk_ids)
 
 
+def decode_line(line: bytes, fernet: Fernet | None, path: Path) -> dict[str, Any]:
+    """One journal line: plain JSON as it is, an encrypted one decrypted with ``fernet``."""
+    if not line.startswith(b"{"):
+        if fernet is None:
+            raise BackupError(f"{path} is encrypted: set {KEY_ENV} to the key it was written with")
+        try:
+            line = fernet.decrypt(line)
+        except InvalidToken:
+            raise BackupError(f"{path} cannot be decrypted with the key in {KEY_ENV}") from None
+    entry = json.loads(line)
+    if not isinstance(entry, dict):
+        raise ValueError("not a journal entry")
+    return entry
+
+
 def read_journal(path: Path, fernet: Fernet | None) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as fh:
         for raw in fh:
             line = raw.rstrip(b"\n")
-            if not line:
-                continue
-            if fernet:
+            if line:
                 try:
-                    line = fernet.decrypt(line)
-                except InvalidToken:
-                    raise BackupError(f"{path} cannot be decrypted with the key in {KEY_ENV}") from None
-            yield json.loads(line)
+                    yield decode_line(line, fernet, path)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise BackupError(f"{path} has a line that is not a journal entry ({exc}); it was changed since it was sealed") from None
+
+
+@dataclass
+class JournalScan:
+    """What sealing finds in a journal: changes per ``table.op`` of committed transactions, whether
+    any line is encrypted, and how many bytes hold whole lines (the rest is a torn tail)."""
+
+    changes: Counter[str] = field(default_factory=Counter)
+    encrypted: bool = False
+    whole_bytes: int = 0
+
+
+def scan_journal(path: Path, fernet: Fernet | None, committed: set[str]) -> JournalScan:
+    """Read a journal for sealing. A last line that does not decode, or has no newline, is a torn
+    tail (the write of a transaction that never committed, cut by a full disk or a kill): it is
+    left out of ``whole_bytes``. A bad line with more after it is damage: ``BackupError``."""
+    scan = JournalScan()
+    data = path.read_bytes()
+    position = 0
+    while position < len(data):
+        newline = data.find(b"\n", position)
+        end = len(data) if newline == -1 else newline + 1
+        line = data[position:end].rstrip(b"\n")
+        if line:
+            try:
+                entry = decode_line(line, fernet, path)
+            except (ValueError, UnicodeDecodeError):
+                if data[end:].strip():
+                    raise BackupError(f"{path} is damaged at byte {position}, with more entries after it; the run cannot be undone from it") from None
+                return scan
+            if newline == -1:
+                return scan
+            scan.encrypted |= not line.startswith(b"{")
+            if entry.get("tx") in committed:
+                scan.changes[f"{entry.get('table')}.{entry.get('op')}"] += len(entry.get("keys") or entry.get("rows") or [])
+        position = end
+        scan.whole_bytes = position
+    return scan
 
 
 STAGE_ORDER = ("content", "knowledge", "embeddings")
 
 
+def committed_transactions(conn: Connection, run_id: str) -> set[str]:
+    return set(conn.execute(select(JOURNAL_TXS.c.tx).where(JOURNAL_TXS.c.run_id == run_id)).scalars())
+
+
+def canonical_url(url: str) -> str:
+    """A database URL as backups record it and rollbacks compare it: driver normalised, a SQLite
+    path made absolute, the password hidden."""
+    return redact_url(normalise_url(url, create_dirs=False))
+
+
 def seal_backup(engine: Engine, run_id: str, backup_directory: Path, database_url: str) -> dict[str, Any]:
-    """Checksum the run's journals, record them in ``migration_backups`` and write
-    ``rollback_info.json`` (in the run's backup folder and as the backup directory's latest)."""
+    """Checksum the run's journals (a torn tail trimmed first), record them in
+    ``migration_backups`` — the authority a rollback checks — and write ``rollback_info.json``
+    (in the run's backup folder and as the backup directory's latest) when the disk allows.
+    ``BackupError`` when a journal is damaged or cannot be read without the key."""
     directory = run_backup_dir(backup_directory, run_id)
-    directory.mkdir(parents=True, exist_ok=True)
     fernet = fernet_from_env()
+    with engine.connect() as conn:
+        committed = committed_transactions(conn, run_id)
     files: list[dict[str, Any]] = []
     totals: Counter[str] = Counter()
     for stage in STAGE_ORDER:
         path = directory / f"{stage}.journal"
         if not path.exists():
             continue
-        counts: Counter[str] = Counter()
-        with engine.connect() as conn:
-            committed = set(conn.execute(select(JOURNAL_TXS.c.tx).where(JOURNAL_TXS.c.run_id == run_id)).scalars())
-        for entry in read_journal(path, fernet):
-            if entry.get("tx") in committed:
-                counts[f"{entry['table']}.{entry['op']}"] += len(entry.get("keys") or entry.get("rows") or [])
-        totals.update(counts)
-        files.append({"stage": stage, "path": str(path), "sha256": sha256_file(path), "size": path.stat().st_size, "changes": dict(counts)})
+        scan = scan_journal(path, fernet, committed)
+        if scan.whole_bytes < path.stat().st_size:
+            with open(path, "r+b") as fh:
+                fh.truncate(scan.whole_bytes)
+        totals.update(scan.changes)
+        files.append(
+            {
+                "stage": stage,
+                "path": str(path),
+                "sha256": sha256_file(path),
+                "size": path.stat().st_size,
+                "rows": sum(scan.changes.values()),
+                "encrypted": scan.encrypted,
+                "changes": dict(scan.changes),
+            }
+        )
     info = {
         "run_id": run_id,
-        "database_url": redact_url(database_url),
+        "database_url": canonical_url(database_url),
         "created_at": utcnow().isoformat(),
-        "encrypted": fernet is not None,
+        "encrypted": any(f["encrypted"] for f in files),
         "files": files,
         "counts": dict(totals),
     }
-    text = json.dumps(info, indent=2)
-    (directory / ROLLBACK_FILE).write_text(text)
-    (backup_directory / ROLLBACK_FILE).write_text(text)
     with engine.begin() as conn:
         conn.execute(BACKUPS.delete().where(BACKUPS.c.run_id == run_id))
         rows = [
             {"run_id": run_id, "path": f["path"], "kind": f"journal:{f['stage']}", "sha256": f["sha256"], "size": f["size"],
-             "rows": sum(f["changes"].values()), "encrypted": fernet is not None, "created_at": utcnow()}
+             "rows": f["rows"], "encrypted": f["encrypted"], "created_at": utcnow()}
             for f in files
         ]  # fmt: skip
         if rows:
             bulk_insert(conn, BACKUPS, rows)
+            note_backup(conn, run_id, "sealed", f"{len(files)} journal files, {sum(totals.values())} rows")
+        else:
+            note_backup(conn, run_id, "nothing_written", "no journal: the run wrote nothing to undo")
+    if not files:
+        return info  # no rollback file for a run with nothing to undo: the latest stays the latest real one
+    text = json.dumps(info, indent=2)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / ROLLBACK_FILE).write_text(text)
+        (backup_directory / ROLLBACK_FILE).write_text(text)
+    except OSError as exc:  # the database holds what a rollback needs: `rollback RUN_ID` works without the file
+        info["rollback_file_error"] = f"rollback_info.json not written ({exc.strerror or exc}); roll back with the run id"
     return info
 
 
-@dataclass
-class RollbackPlan:
-    run_id: str
-    runs: list[str]  # the runs to undo, newest first (more than one with cascade)
-    changes: dict[str, dict[str, int]] = field(default_factory=dict)  # run → table.op → rows
-    applied: bool = False
+def note_backup(conn: Connection, run_id: str, state: str, detail: str) -> None:
+    """Record in the run's stats whether it can be undone: ``sealed``, or ``not_reversible`` and why."""
+    current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none()
+    if current is not None:
+        conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "backup": {"state": state, "detail": detail}}))
 
 
-def _load_info(path: Path) -> dict[str, Any]:
+def seal_or_mark(engine: Engine, run_id: str, backup_directory: Path, database_url: str) -> str | None:
+    """``seal_backup``, or when it cannot be sealed, the run marked plainly not reversible;
+    returns why not, or None when sealed."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BackupError(f"{path} is not a readable rollback file: {exc}") from None
-
-
-def _verified(info: dict[str, Any]) -> None:
-    for f in info["files"]:
-        path = Path(f["path"])
-        if not path.exists():
-            raise BackupError(f"backup file {path} of run {info['run_id']} is missing; refusing to restore")
-        actual = sha256_file(path)
-        if actual != f["sha256"]:
-            raise BackupError(f"backup file {path} of run {info['run_id']} fails its checksum ({actual} != {f['sha256']}); refusing to restore")
-
-
-def later_runs(engine: Engine, run_id: str) -> list[str]:
-    """Runs on this target that started after ``run_id`` and were not rolled back, newest first."""
-    with engine.connect() as conn:
-        started = conn.execute(select(RUNS.c.started_at).where(RUNS.c.id == run_id)).scalar_one_or_none()
-        if started is None:
-            raise BackupError(f"run {run_id} is not in this target's migration_runs; is it the right database?")
-        rows = conn.execute(
-            select(RUNS.c.id)
-            .where(RUNS.c.started_at > started, RUNS.c.status != "rolled_back", RUNS.c.dry_run.is_(False))
-            .order_by(RUNS.c.started_at.desc())
-        ).scalars()
-        return list(rows)
-
-
-def _info_of(run_id: str, sibling_dir: Path) -> dict[str, Any]:
-    path = sibling_dir.parent / run_id / ROLLBACK_FILE
-    if not path.exists():
-        raise BackupError(f"no rollback file for later run {run_id} (looked for {path})")
-    return _load_info(path)
-
-
-def rollback(engine: Engine, rollback_file: Path, database_url: str, *, confirm: bool, cascade: bool = False) -> RollbackPlan:
-    """Restore the target to exactly its state before the run of ``rollback_file``.
-
-    Without ``confirm`` nothing changes: the plan says what would be undone. A run that later
-    runs built on is refused unless ``cascade``, which undoes those first (newest first).
-    """
-    info = _load_info(rollback_file)
-    if info["database_url"] != redact_url(database_url):
-        raise BackupError(f"this backup is of {info['database_url']}, not of {redact_url(database_url)}; refusing to restore")
-    run_id = info["run_id"]
-    with engine.connect() as conn:
-        status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one_or_none()
-    if status == "rolled_back":
-        raise BackupError(f"run {run_id} is rolled back already")
-    later = later_runs(engine, run_id)
-    if later and not cascade:
-        raise BackupError(f"later runs built on run {run_id}: {', '.join(later)}; roll those back first, or ask for it with --cascade")
-    infos = [_info_of(later_id, run_backup_dir_of(rollback_file, run_id)) for later_id in later] + [info]
-    for each in infos:
-        _verified(each)
-    plan = RollbackPlan(run_id, [i["run_id"] for i in infos], {i["run_id"]: i["counts"] for i in infos})
-    if not confirm:
-        return plan
-    fernet = fernet_from_env()
-    if any(i["encrypted"] for i in infos) and fernet is None:
-        raise BackupError(f"the backup is encrypted: set {KEY_ENV} to its key")
-    with engine.begin() as conn:
-        for each in infos:
-            _undo(conn, each, fernet)
-            conn.execute(update(RUNS).where(RUNS.c.id == each["run_id"]).values(status="rolled_back", finished_at=utcnow()))
-            conn.execute(update(WAVES).where(WAVES.c.run_id == each["run_id"]).values(status="rolled_back"))
-    plan.applied = True
-    return plan
-
-
-def run_backup_dir_of(rollback_file: Path, run_id: str) -> Path:
-    """The run's own backup folder, whether ``rollback_file`` is the latest copy or the run's."""
-    if rollback_file.parent.name == run_id:
-        return rollback_file.parent
-    return rollback_file.parent / BACKUPS_FOLDER / run_id
-
-
-def _undo(conn: Connection, info: dict[str, Any], fernet: Fernet | None) -> None:
-    committed = set(conn.execute(select(JOURNAL_TXS.c.tx).where(JOURNAL_TXS.c.run_id == info["run_id"])).scalars())
-    # entries of a transaction that rolled back (a crash, a retry) describe nothing that happened
-    entries = [entry for f in info["files"] for entry in read_journal(Path(f["path"]), fernet) if entry.get("tx") in committed]
-    for entry in reversed(entries):
-        table = TABLES[entry["table"]]
-        key = table.c[KEYS[entry["table"]]]
-        if entry["op"] == "insert":
-            keys = entry["keys"]
-            for start in range(0, len(keys), 500):
-                conn.execute(table.delete().where(key.in_(keys[start : start + 500])))
-        elif entry["op"] == "delete":
-            bulk_insert(conn, table, [{k: _decode(v) for k, v in row.items()} for row in entry["rows"]])
-        elif entry["op"] == "update":
-            for row in entry["rows"]:
-                values = {k: _decode(v) for k, v in row.items()}
-                conn.execute(update(table).where(key == values[KEYS[entry["table"]]]).values(values))
+        seal_backup(engine, run_id, backup_directory, database_url)
+        return None
+    except (BackupError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, BackupError) else f"the journal cannot be read ({exc.strerror or exc})"
+        with engine.begin() as conn:
+            note_backup(conn, run_id, "not_reversible", reason)
+        return reason

@@ -136,29 +136,50 @@ def _dry_run(config: MigrationConfig, url: str, verbose: bool) -> None:
     click.echo(f"Report: {report_path}")
 
 
-@cli.command()
-@click.option(
-    "--rollback-file", "rollback_file", required=True, type=click.Path(exists=True, dir_okay=False), help="BACKUP/rollback_info.json of the run."
-)
-@click.option("--confirm", is_flag=True, help="Carry it out (without: show what would be undone, change nothing).")
-@click.option("--cascade", is_flag=True, help="Also roll back the later runs built on this one, newest first.")
-@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
-def rollback(rollback_file: str, confirm: bool, cascade: bool, database_url: str | None) -> None:
-    """Restore the target to exactly its state before a run: rows it inserted are deleted, rows it
-    updated or deleted come back as they were (mappings, knowledge items and embeddings included)."""
-    from migration_assets.backup import BackupError
-    from migration_assets.backup import rollback as undo
-    from migration_assets.store.database import get_engine
+def one_line(exc: BaseException) -> str:
+    """An error as one line: a database's own message without SQLAlchemy's statement dump."""
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        text = str(orig) if orig is not None else str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--rollback-file", "rollback_file", default=None, type=click.Path(dir_okay=False), help="BACKUP/rollback_info.json of the run.")
+@click.option("--confirm", is_flag=True, help="Carry it out (without: show what would be undone, change nothing).")
+@click.option("--cascade", is_flag=True, help="Also roll back the runs built on this one, first.")
+@click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
+def rollback(run_id: str | None, rollback_file: str | None, confirm: bool, cascade: bool, database_url: str | None) -> None:
+    """Restore the target to exactly its state before a run (RUN_ID, or the run of
+    --rollback-file): rows it inserted are deleted, rows it updated or deleted come back as they
+    were (mappings, knowledge items and embeddings included). The run's backup is the one the
+    target's migration_backups records; a rollback file must agree with it."""
+    from migration_assets.backup import BackupError
+    from migration_assets.rollback import rollback as undo
+    from migration_assets.store.database import TargetMissing, existing_engine
+
+    if not run_id and not rollback_file:
+        click.echo("Error: name the run to roll back: RUN_ID, or --rollback-file FILE", err=True)
+        sys.exit(2)
     url = database_url or database_url_from_env()
     try:
-        plan = undo(get_engine(url), Path(rollback_file), url, confirm=confirm, cascade=cascade)
+        engine = existing_engine(url)
+        plan = undo(engine, Path(rollback_file) if rollback_file else None, url, run_id=run_id, confirm=confirm, cascade=cascade)
     except BackupError as exc:
         click.echo(f"Rollback refused: {exc}", err=True)
         sys.exit(1)
-    for run_id in plan.runs:
-        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.changes[run_id].items())) or "no changes"
-        click.echo(f"{'Rolled back' if plan.applied else 'Would roll back'} run {run_id}: undo {changes}")
+    except (TargetMissing, SQLAlchemyError, OSError) as exc:
+        click.echo(f"Rollback failed: the target database {redact_url(url)} cannot be used: {one_line(exc)}", err=True)
+        sys.exit(1)
+    for each in plan.runs:
+        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.changes[each].items())) or "no changes"
+        click.echo(f"{'Rolled back' if plan.applied else 'Would roll back'} run {each}: undo {changes}")
     if not plan.applied:
         click.echo("Nothing was changed. Add --confirm to carry it out.")
 

@@ -69,7 +69,11 @@ def run_migration(
     """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
     and drifted ones) and materialize it into ``database_url``. Returns None when an
     incremental plan finds nothing to do; never raises for a failed run, returns it."""
-    waves = plan_waves(get_engine(database_url), config, adopt_pending=True)
+    from migration_assets.lifecycle import recover_stale_runs
+
+    engine = get_engine(database_url)
+    recover_stale_runs(engine, database_url)  # a killed run's waves are adopted below, its writes sealed
+    waves = plan_waves(engine, config, adopt_pending=True)
     if not waves:
         return None
     return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags)
@@ -85,11 +89,10 @@ def run_wave(
     tags: dict[str, str] | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
-    from migration_assets.backup import seal_backup
     from migration_assets.definitions import defs
+    from migration_assets.lifecycle import close_run
     from migration_assets.partitions import WAVES
-    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, build_report, write_report
-    from migration_assets.store.runs import mark_failed
+    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
 
     instance = instance or default_instance()
     if not instance.has_dynamic_partition(WAVES, partition_key):
@@ -110,13 +113,15 @@ def run_wave(
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
             error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error)}"
         # the target itself may be why the run failed; the error is reported either way
-        # (each step on its own: a backup folder that cannot be written must not cost the report)
-        with contextlib.suppress(SQLAlchemyError, LookupError, OSError):  # a full disk, say
-            engine = get_engine(database_url)
-            mark_failed(engine, result.run_id, error or "run failed")
-            if config.create_backups:
-                with contextlib.suppress(OSError):
-                    seal_backup(engine, result.run_id, config.backup_path, database_url)  # what it did commit can be undone
-            write_report(build_report(engine, result.run_id), config.backup_path)  # where it stopped, and why
+        with contextlib.suppress(SQLAlchemyError, LookupError, OSError):
+            close_run(
+                get_engine(database_url),
+                result.run_id,
+                status="failed",
+                error=error or "run failed",
+                database_url=database_url,
+                backup_directory=config.backup_path,
+                create_backups=config.create_backups,
+            )
     backup = config.backup_path
     return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)

@@ -11,8 +11,9 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from migration_assets.backup import KEY_ENV, BackupError, rollback
+from migration_assets.backup import KEY_ENV, BackupError
 from migration_assets.config import MigrationConfig
+from migration_assets.rollback import rollback
 from migration_assets.service import dry_run
 from migration_assets.store.database import get_engine
 from migration_assets.transfer import ExportError, export_content, import_content
@@ -89,7 +90,7 @@ def test_a_run_that_later_runs_built_on_is_refused_unless_cascaded(tmp_path, sql
     change_source(source)
     second = materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True)
     first_info = tmp_path / "bk" / "backups" / first.run_id / "rollback_info.json"
-    with pytest.raises(BackupError, match=f"later runs built on run {first.run_id}: {second.run_id}"):
+    with pytest.raises(BackupError, match=f"runs built on run {first.run_id}: {second.run_id}; roll those back first"):
         rollback(get_engine(sqlite_url), first_info, sqlite_url, confirm=True)
     plan = rollback(get_engine(sqlite_url), first_info, sqlite_url, confirm=True, cascade=True)
     assert plan.runs == [second.run_id, first.run_id]
@@ -235,7 +236,7 @@ def test_a_tampered_export_is_refused(tmp_path, sqlite_url, instance):
 
 def test_journal_entries_of_a_transaction_that_rolled_back_are_not_undone(tmp_path, target_url, instance):
     from migration_assets.backup import Journal, run_backup_dir, seal_backup
-    from migration_assets.store.runs import start_run
+    from migration_assets.store.runs import finish_run, start_run
 
     source = write_source(tmp_path / "src")
     run = materialize(source, tmp_path / "bk", target_url, instance)
@@ -254,6 +255,7 @@ def test_journal_entries_of_a_transaction_that_rolled_back_are_not_undone(tmp_pa
         journal.open_transaction(conn)
         journal.before_change(conn, "embeddings", "delete", victims[:1])
         conn.execute(text(f"delete from embeddings where id = {victims[0]}"))
+    finish_run(engine, "later", "completed")  # a run still running is not rolled back
     info = seal_backup(engine, "later", tmp_path / "bk", target_url)
     assert info["counts"] == {"embeddings.delete": 1}
     rollback(engine, run_backup_dir(tmp_path / "bk", "later") / "rollback_info.json", target_url, confirm=True)

@@ -126,10 +126,12 @@ def test_killed_at_random_points_and_rerun_the_database_ends_as_after_one_clean_
     assert final.wait(timeout=300) == 0, final.stderr.read()
     assert content_state(target_url) == content_state(reference_url)
     with get_engine(target_url).connect() as conn:
-        statuses = [s for (s,) in conn.execute(text("select status from migration_runs order by started_at")).all()]
+        runs = conn.execute(text("select status, error from migration_runs order by started_at")).all()
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == corpus.expected_records()
-    assert statuses[-1] == "completed"
-    assert "running" in statuses, statuses  # kills landed mid-run, and their rows say where they stopped
+    assert runs[-1].status == "completed"
+    # kills landed mid-run: the next run found their processes gone and closed them, failed, saying so
+    killed = [run for run in runs[:-1] if run.error and "is gone: killed or crashed" in run.error]
+    assert killed and all(run.status == "failed" for run in runs[:-1]), runs
 
 
 def test_a_dropped_database_connection_is_retried_and_reported(postgres_url):

@@ -7,12 +7,12 @@ import dagster as dg
 
 from migration_assets import checks, integrity, service
 from migration_assets.assets.metadata import counts_metadata, timed_stage
-from migration_assets.backup import seal_backup
+from migration_assets.lifecycle import close_run
 from migration_assets.memory import peak_rss_mb
 from migration_assets.partitions import waves_partitions
-from migration_assets.reports import build_report, write_report
+from migration_assets.reports import run_totals
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
-from migration_assets.store.runs import finish_run, update_stats
+from migration_assets.store.runs import update_stats
 
 GROUP = "migration"
 
@@ -61,20 +61,29 @@ def embeddings(
 @dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"json"}, deps=[embeddings])
 def migration_report(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """``migration_report.json`` and ``migration_summary.txt`` in the backup directory: every file
-    discovered, with its status (migrated / skipped / rejected), reason and record counts."""
+    discovered, with its status (migrated / skipped / rejected), reason and record counts. The
+    run's backup is sealed here (or the run is marked not reversible, and why)."""
     config = migration.settings()
     engine = target.engine()
     update_stats(engine, context.run_id, peak_rss_mb=peak_rss_mb())
-    if config.create_backups:
-        seal_backup(engine, context.run_id, config.backup_path, target.url)
-    finish_run(engine, context.run_id, "completed")
-    service.finish_waves(engine, context.partition_keys, context.run_id, "completed")
-    report = build_report(engine, context.run_id)
-    report_path, summary_path = write_report(report, config.backup_path)
+    closed = close_run(
+        engine,
+        context.run_id,
+        status="completed",
+        database_url=target.url,
+        backup_directory=config.backup_path,
+        create_backups=config.create_backups,
+        partition_keys=context.partition_keys,
+    )
+    if closed.not_reversible and config.create_backups:
+        context.log.warning(f"run {context.run_id} cannot be undone: {closed.not_reversible}")
+    with engine.connect() as conn:
+        totals = run_totals(conn, context.run_id)
     return dg.MaterializeResult(
         metadata={
-            "report": dg.MetadataValue.path(str(report_path)),
-            "summary": dg.MetadataValue.path(str(summary_path)),
-            **counts_metadata({k: v for k, v in report["totals"].items() if isinstance(v, int)}),
+            "report": dg.MetadataValue.path(str(closed.report_path)),
+            "summary": dg.MetadataValue.path(str(closed.summary_path)),
+            "reversible": dg.MetadataValue.bool(closed.not_reversible is None),
+            **counts_metadata({k: v for k, v in totals.items() if isinstance(v, int)}),
         }
     )

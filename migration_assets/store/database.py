@@ -107,6 +107,28 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+class TargetMissing(ValueError):
+    """A command that works on an existing target was given a SQLite file that does not exist."""
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (made absolute), None for another database or an in-memory one."""
+    parsed = make_url(normalise_url(url, create_dirs=False))
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def existing_engine(url: str) -> Engine:
+    """``get_engine`` for a command that works on a target that must exist already (rollback,
+    export): a SQLite file that does not exist is refused, never created empty."""
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise TargetMissing(f"the target database {path} does not exist")
+    return get_engine(url)
+
+
 def create_target_engine(url: str) -> Engine:
     """A new engine for ``url`` (normalised), SQLite configured for concurrent runs; neither
     cached nor upgraded: ``get_engine`` is the one to use."""
@@ -120,10 +142,8 @@ def readonly_engine(url: str) -> Engine:
     """An engine that does not create or upgrade the schema (for commands that write nothing);
     a SQLite file that does not exist is not created: it reads as an empty database."""
     url = normalise_url(url, create_dirs=False)
-    parsed = make_url(url)
-    database = parsed.database or ""
-    sqlite_file = parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:")
-    if sqlite_file and not Path(database).exists():
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
         url = "sqlite://"
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":

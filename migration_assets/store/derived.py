@@ -40,6 +40,7 @@ from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider
 from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, insert_columns, reserve_ids
 from migration_assets.store.database import serialise_writes
+from migration_assets.store.dependencies import depend_on_chunks_of, depend_on_rows
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
 
@@ -70,17 +71,19 @@ def _stale_content(min_chars: int):  # type: ignore[no-untyped-def]
     return and_(CONTENT.c.content_length >= min_chars, ~fresh)
 
 
-def _delete_chunks_of(conn: Connection, item_ids: Any, journal: Journal | None) -> int:
+def _delete_chunks_of(conn: Connection, run_id: str, item_ids: Any, journal: Journal | None) -> int:
     """Delete the chunks of these content items (a list of ids or a select of them), journalled
-    first; returns how many."""
+    first, on behalf of ``run_id`` (which then depends on the runs that wrote them); returns how many."""
+    depend_on_chunks_of(conn, run_id, item_ids)
     if journal:
         journal.deleting_chunks(conn, list(conn.execute(select(KNOWLEDGE.c.id).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).scalars()))
     return conn.execute(delete(KNOWLEDGE).where(KNOWLEDGE.c.content_item_id.in_(item_ids))).rowcount or 0
 
 
-def prune_short_content_knowledge(conn: Connection, min_chars: int, journal: Journal | None = None) -> int:
+def prune_short_content_knowledge(conn: Connection, run_id: str, min_chars: int, journal: Journal | None = None) -> int:
     """Knowledge of items whose content is now below the threshold is no longer knowledge."""
-    return _delete_chunks_of(conn, select(CONTENT.c.id).where(CONTENT.c.content_length < min_chars), journal)
+    short = select(CONTENT.c.id).where(CONTENT.c.content_length < min_chars, exists().where(KNOWLEDGE.c.content_item_id == CONTENT.c.id))
+    return _delete_chunks_of(conn, run_id, short, journal)
 
 
 def refresh_knowledge_items(
@@ -101,7 +104,7 @@ def refresh_knowledge_items(
         serialise_writes(conn, "knowledge")
         if journal:
             journal.open_transaction(conn)
-        counts.removed_items = prune_short_content_knowledge(conn, min_chars, journal)
+        counts.removed_items = prune_short_content_knowledge(conn, run_id, min_chars, journal)
     # SQLite slices a chunk's text out of its content faster than the text can come through
     # this process; PostgreSQL (long content compressed, read whole for each slice) takes it by COPY
     with_text = engine.dialect.name != "sqlite"
@@ -163,7 +166,8 @@ def _write_chunks(engine: Engine, run_id: str, min_chars: int, cuts: list[ItemCu
         if not stale:
             return
         item_ids = sorted(stale)
-        _delete_chunks_of(conn, item_ids, journal)
+        _delete_chunks_of(conn, run_id, item_ids, journal)
+        depend_on_rows(conn, run_id, CONTENT, CONTENT.c.id.in_(item_ids))  # chunks of another run's content
         rows = [
             {
                 "content_item_id": item_id,
@@ -291,11 +295,13 @@ def _write_vectors(
         still_missing = {row.id: row.embedding_id for row in found if row.id in wanted}
         outdated = [embedding_id for embedding_id in still_missing.values() if embedding_id is not None]
         if outdated:
+            depend_on_rows(conn, run_id, EMBEDDINGS, EMBEDDINGS.c.id.in_(outdated))
             if journal:
                 journal.before_change(conn, "embeddings", "delete", outdated)
             conn.execute(delete(EMBEDDINGS).where(EMBEDDINGS.c.id.in_(outdated)))
             counts.replaced += len(outdated)
         keep = [i for i, chunk_id in enumerate(chunk_ids) if chunk_id in still_missing]
+        depend_on_rows(conn, run_id, KNOWLEDGE, KNOWLEDGE.c.id.in_([chunk_ids[i] for i in keep]))  # vectors of another run's chunks
         counts.embedded += _insert_vectors(conn, run_id, provider.name, [chunk_ids[i] for i in keep], vectors[keep], journal)
 
 
@@ -345,7 +351,7 @@ def write_new_knowledge(
     ``replaced`` (updated in place) and insert every item's chunks, and their vectors when all
     items have them (from ``model``). Returns (chunks, vectors) written."""
     if replaced:
-        _delete_chunks_of(conn, replaced, journal)
+        _delete_chunks_of(conn, run_id, replaced, journal)
     chunks = [(item, index, start, end) for item in items for index, start, end in item.bounds]
     if not chunks:
         return 0, 0

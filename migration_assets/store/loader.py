@@ -22,6 +22,7 @@ from migration_assets.records import LegacyRecord, RecordRejection, clean_text, 
 from migration_assets.sources.discovery import FileStatus, SourceFile
 from migration_assets.sources.parse import ParsedFile
 from migration_assets.store.bulk import bulk_insert, insert_columns, reserve_ids
+from migration_assets.store.dependencies import depend_on_content, depend_on_runs
 from migration_assets.store.derived import NewKnowledge, write_new_knowledge
 from migration_assets.store.tables import CONTENT, ITEMS, MAPPINGS, REJECTED, WARNINGS
 from migration_assets.validation import DUPLICATE_ID, UNIQUE_RULE, Violation
@@ -147,6 +148,7 @@ def prune_removed_files(conn: Connection, run_id: str, source_root: str, paths: 
     rows = []
     for path in paths:
         doomed = CONTENT.c.source_root == source_root, CONTENT.c.source_path == path
+        depend_on_content(conn, run_id, *doomed)
         if journal:
             journal.deleting_content(conn, list(conn.execute(select(CONTENT.c.id).where(*doomed)).scalars()))
         result = conn.execute(CONTENT.delete().where(*doomed))
@@ -328,6 +330,7 @@ def write_batch(
     rejections: list[dict[str, Any]] = []
     per_file: dict[str, Counter[str]] = {load.source.rel_path: Counter() for load in files}
     reasons: dict[str, list[str]] = {load.source.rel_path: [] for load in files}
+    built_on: set[str | None] = set()  # the runs whose records this batch keeps as its own or updates
 
     def reject(rejection: RecordRejection, stage: str, rules: list[str] | None = None) -> None:
         rejections.append(_rejection_row(run_id, rejection, stage, rules))
@@ -376,7 +379,9 @@ def write_batch(
             reject(RecordRejection(record.source_path, record.record_index, conflict, record.legacy_id), stage, [UNIQUE_RULE])
         elif known.record_hash == record.record_hash:
             tally["unchanged"] += 1
+            built_on.add(known.run_id)
         else:
+            built_on.add(known.run_id)
             row = _content_row(record, load.source, source_root, run_id, now, preserve_timestamps)
             row["_id"] = known.id
             changed_rows.append(row)
@@ -386,6 +391,7 @@ def write_batch(
     written: list[tuple[int, LegacyRecord]] = []  # (content item id, record) of every row written
     updated: list[tuple[int, LegacyRecord]] = []  # of them, those updated in place
     if not dry_run:
+        depend_on_runs(conn, run_id, built_on)
         if new:
             ids = reserve_ids(conn, CONTENT, len(new))
             refused = insert_isolating_failures(conn, CONTENT, _content_columns(new, ids, source_root, run_id, now, preserve_timestamps))

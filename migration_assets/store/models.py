@@ -59,6 +59,7 @@ class MigrationRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rules: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # the rules file and hashes it ran under
+    process: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)  # {host, pid, started}: is it still alive?
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -193,6 +194,16 @@ class JournalTransaction(Base):
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tx: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class RunDependency(Base):
+    """Run ``run_id`` counted rows of run ``depends_on`` as its own unchanged records, or updated,
+    deleted or built on them: ``depends_on`` cannot be rolled back while ``run_id`` stands."""
+
+    __tablename__ = "run_dependencies"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    depends_on: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class MigrationWave(Base):

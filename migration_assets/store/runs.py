@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Subquery, func, select, update
 
+from migration_assets.processes import process_identity
 from migration_assets.store.models import utcnow
 from migration_assets.store.tables import ITEMS, RUNS
 
 
 def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None) -> None:
-    """Record that ``run_id`` has started (idempotent: a re-executed run starts again)."""
+    """Record that ``run_id`` has started in this process (idempotent: a re-executed run starts again)."""
     with engine.begin() as conn:
         known = conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
         values = {
@@ -22,6 +23,7 @@ def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dic
             "config": config,
             "error": None,
             "finished_at": None,
+            "process": process_identity(),
         }
         if known:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))

@@ -13,6 +13,7 @@ from migration_assets.store.models import (
     MigrationWave,
     RecordWarning,
     RejectedRecord,
+    RunDependency,
     table_of,
 )
 
@@ -28,3 +29,4 @@ CHECKS = table_of(DataIntegrityCheck)
 BACKUPS = table_of(MigrationBackup)
 WAVES = table_of(MigrationWave)
 JOURNAL_TXS = table_of(JournalTransaction)
+DEPENDENCIES = table_of(RunDependency)

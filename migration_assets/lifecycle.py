@@ -1,0 +1,94 @@
+"""The one way a run ends: its status, its backup sealed (or the run marked plainly not
+reversible, and why), its waves, its report. Every path calls it: a run that completes, a run
+that fails, a run whose process is gone, an import. Plain Python, no Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from migration_assets.backup import note_backup, seal_or_mark
+from migration_assets.processes import process_gone
+from migration_assets.reports import build_report, write_report
+from migration_assets.store.runs import finish_run, mark_failed
+from migration_assets.store.tables import RUNS
+from migration_assets.waves import finish_waves
+
+
+@dataclass
+class ClosedRun:
+    run_id: str
+    status: str
+    report_path: Path | None = None
+    summary_path: Path | None = None
+    not_reversible: str | None = None  # why the run cannot be undone, when it cannot
+
+
+def close_run(
+    engine: Engine,
+    run_id: str,
+    *,
+    status: str,
+    database_url: str,
+    backup_directory: Path,
+    create_backups: bool = True,
+    error: str | None = None,
+    partition_keys: Sequence[str] = (),
+    report: bool = True,
+) -> ClosedRun:
+    """End ``run_id`` as ``status`` ("completed" or "failed", with ``error``): seal its backup,
+    or mark it not reversible; complete its waves (a failed wave stays planned, to be retried);
+    write its report into ``backup_directory``. A failure is recorded whatever else goes wrong."""
+    closed = ClosedRun(run_id, status)
+    if status == "completed":
+        finish_run(engine, run_id, "completed")
+    else:
+        mark_failed(engine, run_id, error or "run failed")
+    if create_backups:
+        closed.not_reversible = seal_or_mark(engine, run_id, backup_directory, database_url)
+    else:
+        closed.not_reversible = "backups were off for it (create_backups=false)"
+        with engine.begin() as conn:
+            note_backup(conn, run_id, "not_reversible", closed.not_reversible)
+    if status == "completed" and partition_keys:
+        finish_waves(engine, partition_keys, run_id, "completed")
+    if report:
+        try:
+            closed.report_path, closed.summary_path = write_report(build_report(engine, run_id), backup_directory)
+        except (OSError, SQLAlchemyError, LookupError):
+            if status == "completed":
+                raise
+            # a failed run: where it stopped, and why, is in migration_runs whatever the disk says
+    return closed
+
+
+def recover_stale_runs(engine: Engine, database_url: str) -> list[ClosedRun]:
+    """Close every run still marked ``running`` whose process is gone (killed, crashed): failed,
+    its committed writes sealed from its journal so that it can be undone. A run on another
+    host, or whose process lives, is left alone."""
+    with engine.connect() as conn:
+        running = conn.execute(select(RUNS.c.id, RUNS.c.process, RUNS.c.config).where(RUNS.c.status == "running")).all()
+    closed = []
+    for run_id, process, config in running:
+        if not process_gone(process):
+            continue
+        config = config or {}
+        backup = Path(config.get("backup_directory") or ".")
+        error = f"its process (pid {process['pid']} on {process['host']}) is gone: killed or crashed; what it committed is kept and can be undone"
+        closed.append(
+            close_run(
+                engine,
+                run_id,
+                status="failed",
+                database_url=database_url,
+                backup_directory=backup,
+                create_backups=config.get("create_backups", True) is not False,
+                error=error,
+                report=False,
+            )
+        )
+    return closed

@@ -1,0 +1,187 @@
+"""Rollback that holds under tampering, faults and concurrent runs: the database is the authority
+for a run's backup, dependencies (not start times) decide what a rollback needs, and every
+refusal is one line that leaves the target exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select, text, update
+
+from migration_assets.backup import KEY_ENV, BackupError
+from migration_assets.rollback import rollback
+from migration_assets.store.database import get_engine
+from migration_assets.store.tables import BACKUPS, RUNS
+from migration_assets_tests.test_backup import change_source, write_source
+from migration_assets_tests.test_pipeline import materialize
+
+TABLES = [
+    "content_items", "legacy_mappings", "knowledge_items", "embeddings", "migration_runs", "migration_items",
+    "rejected_records", "migration_backups", "migration_waves", "run_dependencies",
+]  # fmt: skip
+
+
+def dump(url: str) -> dict[str, list[tuple]]:
+    """Every table a rollback could touch, whole."""
+    with get_engine(url).connect() as conn:
+        return {table: conn.execute(text(f"select * from {table} order by 1, 2")).all() for table in TABLES}
+
+
+def cli(*args: str, url: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": url, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "migration_assets.cli", *args], env=environment, capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def two_runs(tmp_path: Path, url: str, instance) -> tuple[str, str]:
+    """A first run, and a second, incremental one that changes some of its records."""
+    source = write_source(tmp_path / "src")
+    first = materialize(source, tmp_path / "bk", url, instance)
+    change_source(source)
+    second = materialize(source, tmp_path / "bk", url, instance, incremental=True)
+    assert first.success and second.success
+    return first.run_id, second.run_id
+
+
+def journal(tmp_path: Path, run_id: str) -> Path:
+    return tmp_path / "bk" / "backups" / run_id / "content.journal"
+
+
+def test_a_rollback_file_that_names_no_files_is_refused_and_the_run_stays(tmp_path, sqlite_url, instance):
+    _, second = two_runs(tmp_path, sqlite_url, instance)
+    info_path = tmp_path / "bk" / "rollback_info.json"
+    info = json.loads(info_path.read_text())
+    info["files"] = []
+    info_path.write_text(json.dumps(info))
+    before = dump(sqlite_url)
+    with pytest.raises(BackupError, match="does not agree with the database's record"):
+        rollback(get_engine(sqlite_url), info_path, sqlite_url, confirm=True)
+    assert dump(sqlite_url) == before
+    # by its id, the database's own record of the backup is used
+    plan = rollback(get_engine(sqlite_url), None, sqlite_url, run_id=second, confirm=True)
+    assert plan.applied and plan.runs == [second]
+
+
+def test_a_journal_rewritten_with_its_checksum_is_refused_even_when_the_database_record_is_forged_too(tmp_path, sqlite_url, instance):
+    first, second = two_runs(tmp_path, sqlite_url, instance)
+    path = journal(tmp_path, second)
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    with get_engine(sqlite_url).connect() as conn:
+        untouched = conn.execute(text("select * from content_items where run_id = :r order by id limit 1"), {"r": first}).mappings().one()
+    forged = {**dict(untouched), "title": "FORGED", "created_at": None, "migrated_at": None, "updated_at": None}
+    with open(path, "a") as fh:  # one more update, under a transaction id the run did commit
+        fh.write(json.dumps({"op": "update", "table": "content_items", "rows": [forged], "tx": entries[0]["tx"]}) + "\n")
+    digest, size = hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size
+    info_path = tmp_path / "bk" / "rollback_info.json"
+    info = json.loads(info_path.read_text())
+    for f in info["files"]:
+        if f["path"] == str(path):
+            f["sha256"], f["size"] = digest, size
+    info_path.write_text(json.dumps(info))
+    before = dump(sqlite_url)
+    with pytest.raises(BackupError, match="does not agree with the database's record"):
+        rollback(get_engine(sqlite_url), info_path, sqlite_url, confirm=True)
+    with pytest.raises(BackupError, match="fails its checksum"):
+        rollback(get_engine(sqlite_url), None, sqlite_url, run_id=second, confirm=True)
+    assert dump(sqlite_url) == before
+    # and a database record forged to match: the entry is for a row the run never wrote
+    with get_engine(sqlite_url).begin() as conn:
+        conn.execute(update(BACKUPS).where(BACKUPS.c.path == str(path)).values(sha256=digest, size=size, rows=BACKUPS.c.rows + 1))
+    before = dump(sqlite_url)
+    with pytest.raises(BackupError, match=f"last written by run {first}, not by run {second}"):
+        rollback(get_engine(sqlite_url), None, sqlite_url, run_id=second, confirm=True)
+    assert dump(sqlite_url) == before
+
+
+@pytest.mark.parametrize("content", ["{}", "[]", '{"run_id": 7, "database_url": "x", "files": []}', "not json at all", '{"run_id": "r"}'])
+def test_a_malformed_rollback_file_is_one_line_and_exit_1(tmp_path, sqlite_url, content):
+    get_engine(sqlite_url)  # an existing target
+    bad = tmp_path / "rollback_info.json"
+    bad.write_text(content)
+    done = cli("rollback", "--rollback-file", str(bad), "--confirm", url=sqlite_url)
+    assert done.returncode == 1 and done.stderr.startswith("Rollback refused:") and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_encrypted_and_plain_runs_mix_each_read_as_it_was_written(tmp_path, sqlite_url, instance, monkeypatch):
+    source = write_source(tmp_path / "src")
+    plain = materialize(source, tmp_path / "bk", sqlite_url, instance)
+    empty = {table: [] for table in ("content_items", "legacy_mappings", "knowledge_items", "embeddings")}
+    monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
+    change_source(source)
+    encrypted = materialize(source, tmp_path / "bk", sqlite_url, instance, incremental=True)
+    assert b"Rewritten content" not in journal(tmp_path, encrypted.run_id).read_bytes()
+    with get_engine(sqlite_url).connect() as conn:
+        flags = dict(conn.execute(select(BACKUPS.c.run_id, BACKUPS.c.encrypted).where(BACKUPS.c.kind == "journal:content")).tuples().all())
+    assert flags == {plain.run_id: False, encrypted.run_id: True}
+    key = os.environ[KEY_ENV]
+    monkeypatch.delenv(KEY_ENV)  # without the key: the plain run's plan reads, the encrypted one asks for the key
+    with pytest.raises(BackupError, match=f"encrypted: set {KEY_ENV}"):
+        rollback(get_engine(sqlite_url), None, sqlite_url, run_id=plain.run_id, confirm=True, cascade=True)
+    monkeypatch.setenv(KEY_ENV, key)  # with it: both, the plain one read as it is
+    plan = rollback(get_engine(sqlite_url), None, sqlite_url, run_id=plain.run_id, confirm=True, cascade=True)
+    assert plan.runs == [encrypted.run_id, plain.run_id]
+    with get_engine(sqlite_url).connect() as conn:
+        assert {t: conn.execute(text(f"select * from {t}")).all() for t in empty} == empty
+
+
+def test_dependencies_not_start_times_decide_what_a_rollback_needs(tmp_path, sqlite_url, instance):
+    source = write_source(tmp_path / "src")
+    x = materialize(source, tmp_path / "bk", sqlite_url, instance)
+    y = materialize(source, tmp_path / "bk", sqlite_url, instance)  # counts every record of x as its own unchanged
+    engine = get_engine(sqlite_url)
+    with engine.begin() as conn:  # as if y had started first, x overtaking it (two concurrent runs)
+        started = conn.execute(select(RUNS.c.started_at).where(RUNS.c.id == x.run_id)).scalar_one()
+        conn.execute(update(RUNS).where(RUNS.c.id == y.run_id).values(started_at=started.replace(year=started.year - 1)))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "z.json").write_text(json.dumps({"id": "z1", "title": "Unrelated", "content": "another source altogether"}))
+    z = materialize(other, tmp_path / "bk", sqlite_url, instance)  # later, but built on nothing of x's
+    before = dump(sqlite_url)
+    with pytest.raises(BackupError, match=f"runs built on run {x.run_id}: {y.run_id};"):
+        rollback(engine, None, sqlite_url, run_id=x.run_id, confirm=True)
+    assert dump(sqlite_url) == before
+    plan = rollback(engine, None, sqlite_url, run_id=x.run_id, confirm=True, cascade=True)
+    assert plan.runs == [y.run_id, x.run_id]
+    with engine.connect() as conn:
+        assert conn.execute(text("select legacy_id from content_items")).scalars().all() == ["z1"]
+        assert conn.execute(select(RUNS.c.status).where(RUNS.c.id == z.run_id)).scalar_one() == "completed"
+
+
+def test_a_relative_sqlite_url_is_recorded_absolute_and_a_rollback_elsewhere_creates_nothing(tmp_path, instance):
+    source = write_source(tmp_path / "src")
+    work = tmp_path / "work"
+    work.mkdir()
+    home = {"DAGSTER_HOME": str(instance.root_directory)}
+    done = cli("migrate", "--source", str(source), "--backup", "bk", url="sqlite:///target.db", cwd=work, env=home)
+    assert done.returncode == 0, done.stderr
+    info_path = work / "bk" / "rollback_info.json"
+    info = json.loads(info_path.read_text())
+    assert info["database_url"] == f"sqlite:///{work / 'target.db'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = cli("rollback", "--rollback-file", str(info_path), "--confirm", url="sqlite:///target.db", cwd=elsewhere, env=home)
+    assert refused.returncode == 1 and "does not exist" in refused.stderr and refused.stderr.strip().count("\n") == 0
+    assert list(elsewhere.iterdir()) == []
+    by_file = cli("rollback", "--rollback-file", str(info_path), "--confirm", url=f"sqlite:///{work / 'target.db'}", cwd=elsewhere, env=home)
+    assert by_file.returncode == 0 and f"Rolled back run {info['run_id']}" in by_file.stdout, by_file.stderr
+
+
+def test_rollback_by_run_id_needs_no_file_and_a_run_that_is_gone_is_refused(tmp_path, sqlite_url, instance):
+    first, second = two_runs(tmp_path, sqlite_url, instance)
+    (tmp_path / "bk" / "rollback_info.json").unlink()
+    shown = cli("rollback", second, url=sqlite_url)
+    assert shown.returncode == 0 and f"Would roll back run {second}" in shown.stdout
+    assert cli("rollback", url=sqlite_url).returncode == 2
+    unknown = cli("rollback", "no-such-run", "--confirm", url=sqlite_url)
+    assert unknown.returncode == 1 and "not in this target's migration_runs" in unknown.stderr
+    done = cli("rollback", first, "--confirm", "--cascade", url=sqlite_url)
+    assert done.returncode == 0 and f"Rolled back run {second}" in done.stdout and f"Rolled back run {first}" in done.stdout
