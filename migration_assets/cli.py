@@ -189,43 +189,61 @@ def rollback(run_id: str | None, rollback_file: str | None, confirm: bool, casca
 @click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
 def export_command(output: str, database_url: str | None) -> None:
     """Export the current content items to JSON Lines, with a sha256 manifest."""
-    from migration_assets.store.database import get_engine
+    from migration_assets.service import OutputNotWritable, check_writable
+    from migration_assets.store.database import TargetMissing, existing_engine
     from migration_assets.transfer import export_content
 
     url = database_url or database_url_from_env()
-    manifest = export_content(get_engine(url), Path(output), url)
+    try:
+        check_writable(Path(output))
+        manifest = export_content(existing_engine(url), Path(output), url)
+    except OutputNotWritable as exc:
+        click.echo(f"Export failed: {exc}", err=True)
+        sys.exit(1)
+    except (TargetMissing, SQLAlchemyError, OSError) as exc:
+        click.echo(f"Export failed: the target database {redact_url(url)} cannot be read: {one_line(exc)}", err=True)
+        sys.exit(1)
     click.echo(f"Exported {manifest['files'][0]['rows']} content items to {output}")
 
 
 @cli.command("import")
 @click.option("--input", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of an export.")
+@click.option("--backup", "backup", default=None, type=click.Path(file_okay=False), help="Backups and report (default: $MIGRATION_BACKUP_DIR).")
 @click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
-def import_command(source: str, database_url: str | None) -> None:
-    """Import an export (checksums verified): content items upserted by legacy id, then knowledge
-    items and embeddings rebuilt from them."""
-    import uuid
+@click.option("--no-validate", is_flag=True, help="Record rule failures but import the lines anyway (a duplicate id is still refused).")
+@RULES_OPTION
+def import_command(source: str, backup: str | None, database_url: str | None, no_validate: bool, rules_file: str | None) -> None:
+    """Import an export: its manifest verified whole, every line checked against the rules (a bad
+    line is rejected alone, with its reasons, in the report), content items upserted by legacy id
+    in batches written all or nothing and journaled (roll the import back like a migration),
+    then knowledge items and embeddings rebuilt from them."""
+    from migration_assets.backup import BackupError
+    from migration_assets.config import backup_directory_from_env
+    from migration_assets.service import OutputNotWritable, import_export
+    from migration_assets.transfer import ExportError
 
-    from migration_assets.config import DEFAULT_BACKUP_DIRECTORY
-    from migration_assets.service import embedding_stage, knowledge_stage
-    from migration_assets.store.database import get_engine
-    from migration_assets.store.runs import finish_run, start_run
-    from migration_assets.transfer import ExportError, import_content
-
+    rules_path, _ = rules_or_exit(rules_file)
     url = database_url or database_url_from_env()
-    engine = get_engine(url)
-    run_id = f"import-{uuid.uuid4()}"
-    config = MigrationConfig(source_directory=str(Path(source).resolve()), backup_directory=DEFAULT_BACKUP_DIRECTORY)
-    start_run(engine, run_id, source_directory=config.source_directory, config={"import": True})
+    input_dir = Path(source).resolve()
+    backup_dir = str(Path(backup or backup_directory_from_env()).resolve())
+    config = MigrationConfig(source_directory=str(input_dir), backup_directory=backup_dir, validate_data=not no_validate, rules_file=rules_path)
     try:
-        counts = import_content(engine, Path(source), run_id)
-    except ExportError as exc:
-        finish_run(engine, run_id, "failed", error=str(exc))
+        outcome = import_export(config, url, input_dir)
+    except (ExportError, OutputNotWritable) as exc:
         click.echo(f"Import refused: {exc}", err=True)
         sys.exit(1)
-    knowledge_stage(engine, run_id, config)
-    embedding_stage(engine, run_id)
-    finish_run(engine, run_id, "completed", stats={"import": vars(counts)})
-    click.echo(f"Imported: {counts.inserted} inserted, {counts.updated} updated, {counts.unchanged} unchanged (run {run_id})")
+    except (BackupError, SQLAlchemyError, OSError) as exc:
+        click.echo(f"Import failed: {one_line(exc)}", err=True)
+        sys.exit(1)
+    counts = outcome.counts
+    click.echo(
+        f"Imported (run {outcome.run_id}): {counts['inserted']} inserted, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+        f"{counts['rejected']} rejected, {counts['warned']} with warnings"
+    )
+    for rule, tally in outcome.by_rule.items():
+        click.echo(f"  {rule:<24} {tally['rejected']:>6} rejected  {tally['warned']:>6} warned")
+    if outcome.report_path:
+        click.echo(f"Report: {outcome.report_path}")
 
 
 @cli.command()

@@ -6,11 +6,14 @@ and returns its own output with the figures worth showing.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 from migration_assets.store.models import ContentItem
 from migration_assets.store.retry import retry_transient
-from migration_assets.store.runs import record_progress, record_rules
+from migration_assets.store.runs import record_progress, record_rules, start_run, update_stats
 from migration_assets.validation import RuleTally
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
@@ -261,3 +264,59 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
         engine.dispose()
     skipped = [loader.file_status(f) for f in inventory.files if not f.eligible]
     return dry_run_report(config, inventory, counts, skipped, prune, time.perf_counter() - started, rules)
+
+
+class OutputNotWritable(ValueError):
+    """A folder a command must write into cannot be written: said before any work is done."""
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove it takes a file, before the work that would write there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise OutputNotWritable(f"{folder} cannot be written: {exc.strerror or exc}") from None
+
+
+@dataclass
+class ImportOutcome:
+    """What an import did: its run, its counts and the rules that rejected or warned lines."""
+
+    run_id: str
+    counts: dict[str, int]
+    by_rule: dict[str, dict[str, int]]
+    report_path: Path | None
+    not_reversible: str | None
+
+
+def import_export(config: MigrationConfig, database_url: str, source: Path) -> ImportOutcome:
+    """Import an export into ``database_url`` as a run of its own: the manifest verified whole,
+    every line checked against ``config``'s rules, each batch written all or nothing and
+    journaled (so the import can be rolled back), knowledge and embeddings rebuilt, the run
+    closed and reported in ``config.backup_directory``. Refusals (``ExportError``) and failures
+    close the run as failed before they are raised."""
+    from migration_assets.lifecycle import close_run, recover_stale_runs
+    from migration_assets.transfer import import_content
+
+    rules = config.load_rules()
+    check_writable(config.backup_path)
+    engine = get_engine(database_url)
+    recover_stale_runs(engine, database_url)
+    run_id = f"import-{uuid.uuid4()}"
+    start_run(engine, run_id, source_directory=str(source), config={**config.model_dump(), "import": True})
+    closing = partial(close_run, engine, run_id, database_url=database_url, backup_directory=config.backup_path, create_backups=config.create_backups)
+    try:
+        result = import_content(
+            engine, source, run_id, rules=rules, journal=journal_for(config, run_id, "content"), validate_data=config.validate_data
+        )
+        knowledge_stage(engine, run_id, config, journal_for(config, run_id, "knowledge"))
+        embedding_stage(engine, run_id, journal=journal_for(config, run_id, "embeddings"), workers=config.worker_processes)
+        update_stats(engine, run_id, **{"import": {**result.counts(), "by_rule": result.by_rule.counts()}})
+        closed = closing(status="completed")
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            closing(status="failed", error=str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise
+    return ImportOutcome(run_id, result.counts(), result.by_rule.counts(), closed.report_path, closed.not_reversible)

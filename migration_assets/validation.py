@@ -59,6 +59,10 @@ class RuleTally:
         for rule in dict.fromkeys(rules or ()):
             self._counts[rule][outcome] += 1
 
+    def merge(self, other: RuleTally) -> None:
+        for rule, counts in other._counts.items():
+            self._counts[rule].update(counts)
+
     def counts(self) -> dict[str, dict[str, int]]:
         """``{rule: {"rejected": n, "warned": m}}``, most frequent first."""
         ordered = sorted(self._counts.items(), key=lambda item: (-sum(item[1].values()), item[0]))

@@ -185,3 +185,105 @@ def test_rollback_by_run_id_needs_no_file_and_a_run_that_is_gone_is_refused(tmp_
     assert unknown.returncode == 1 and "not in this target's migration_runs" in unknown.stderr
     done = cli("rollback", first, "--confirm", "--cascade", url=sqlite_url)
     assert done.returncode == 0 and f"Rolled back run {second}" in done.stdout and f"Rolled back run {first}" in done.stdout
+
+
+def _migrate_in_background(source: Path, backup: Path, home: Path, url: str) -> subprocess.Popen[str]:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": url}
+    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(backup), "--batch-size", "10"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows_written_by_a_new_run(url: str, known: set[str]) -> tuple[str, int] | None:
+    try:
+        with get_engine(url).connect() as conn:
+            rows = conn.execute(text("select run_id, count(*) from content_items group by run_id")).all()
+    except Exception:  # noqa: BLE001 - the schema may not be there yet
+        return None
+    return next(((run, n) for run, n in rows if run not in known), None)
+
+
+def test_a_killed_migrate_is_closed_and_sealed_by_the_next_command_and_blocks_no_earlier_run(tmp_path, target_url, instance):
+    import signal
+    import time
+
+    from migration_assets_tests.conftest import make_corpus
+
+    first = materialize(write_source(tmp_path / "src"), tmp_path / "bk", target_url, instance)
+    after_first = dump(target_url)
+    corpus = make_corpus(tmp_path / "c" / "legacy", 300, seed=5)
+    killed = _migrate_in_background(corpus.root, tmp_path / "bk-killed", tmp_path / "home-killed", target_url)
+    deadline = time.monotonic() + 120
+    while (written := _rows_written_by_a_new_run(target_url, {first.run_id})) is None and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert written is not None, "the run ended before it wrote"
+    run_id = written[0]
+    journal_path = tmp_path / "bk-killed" / "backups" / run_id / "content.journal"
+    with open(journal_path, "ab") as fh:  # and its last write torn, as a kill or a full disk leaves it
+        fh.write(b'{"op": "insert", "table": "content_items", "keys": [99999')
+    with get_engine(target_url).connect() as conn:
+        assert conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one() == "running"
+
+    # the earlier run rolls back alone: the killed one built on nothing of it
+    done = cli("rollback", first.run_id, "--confirm", url=target_url)
+    assert done.returncode == 0, done.stderr
+    with get_engine(target_url).connect() as conn:
+        status, error, stats = conn.execute(select(RUNS.c.status, RUNS.c.error, RUNS.c.stats).where(RUNS.c.id == run_id)).one()
+    assert status == "failed" and "is gone: killed or crashed" in error and stats["backup"]["state"] == "sealed"
+    assert b"99999" not in journal_path.read_bytes()  # the torn tail trimmed, the rest sealed
+    # and the killed run is undone exactly: only its committed rows, all of them
+    undone = cli("rollback", run_id, "--confirm", url=target_url)
+    assert undone.returncode == 0, undone.stderr
+    state = dump(target_url)
+    for table in ("content_items", "legacy_mappings", "knowledge_items", "embeddings"):
+        assert state[table] == [], table
+    assert after_first["content_items"] and state["migration_runs"] != after_first["migration_runs"]
+
+
+def test_runs_that_wrote_nothing_never_block_a_rollback(tmp_path, sqlite_url, instance):
+    source = write_source(tmp_path / "src")
+    first = materialize(source, tmp_path / "bk", sqlite_url, instance)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "backups").write_text("a file where the backups folder must go")  # the run cannot journal: it fails before writing
+    change_source(source)
+    home = {"DAGSTER_HOME": str(instance.root_directory)}
+    failed = cli("migrate", "--source", str(source), "--backup", str(blocked), "--incremental", url=sqlite_url, env=home)
+    assert failed.returncode == 1
+    with get_engine(sqlite_url).connect() as conn:
+        statuses = conn.execute(select(RUNS.c.status).order_by(RUNS.c.started_at)).scalars().all()
+    assert statuses == ["completed", "failed"]
+    done = cli("rollback", first.run_id, "--confirm", url=sqlite_url)
+    assert done.returncode == 0 and f"Rolled back run {first.run_id}" in done.stdout, done.stderr
+
+
+def test_a_disk_that_fills_mid_run_leaves_a_sealed_journal_and_the_run_undoable(tmp_path, sqlite_url, instance):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        source = tmp_path / "src"
+        source.mkdir()
+        for i in range(300):
+            (source / f"f{i:03}.json").write_text(json.dumps({"id": f"d{i}", "title": f"T{i}", "content": "words " * 150}))
+        with open(mount / "filler", "wb", buffering=0) as filler:  # room for a few pages of journal, not for all of it
+            filler.write(b"x" * (64 * 1024 - 3 * 4096))
+        home = {"DAGSTER_HOME": str(instance.root_directory)}
+        full = cli("migrate", "--source", str(source), "--backup", str(mount / "bk"), "--batch-size", "5", url=sqlite_url, env=home)
+        assert full.returncode == 1 and "No space left on device" in full.stderr
+        with get_engine(sqlite_url).connect() as conn:
+            run_id, status, stats = conn.execute(select(RUNS.c.id, RUNS.c.status, RUNS.c.stats)).one()
+            written = conn.execute(text("select count(*) from content_items")).scalar_one()
+        assert status == "failed" and 0 < written < 300 and stats["backup"]["state"] == "sealed"
+        for journal_file in (mount / "bk" / "backups" / run_id).glob("*.journal"):
+            assert journal_file.read_bytes().endswith(b"\n")  # no torn line
+        undone = cli("rollback", run_id, "--confirm", url=sqlite_url)
+        assert undone.returncode == 0, undone.stderr
+        assert all(not rows for table, rows in dump(sqlite_url).items() if table in ("content_items", "legacy_mappings", "knowledge_items"))
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
