@@ -15,6 +15,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig, database_url_from_env
+from migration_assets.outputs import OutputNotWritable, check_writable
 from migration_assets.rules import MigrationRules, RulesError, load_rules
 from migration_assets.store.database import redact_url
 
@@ -95,13 +96,19 @@ def migrate(
         rules_file=rules_path,
     )
     url = database_url or database_url_from_env()
+    try:
+        check_writable(config.backup_path)
+    except OutputNotWritable as exc:
+        click.echo(f"Migration refused: {exc}", err=True)
+        sys.exit(1)
     if dry_run:
         _dry_run(config, url, verbose)
         return
     try:
-        outcome = run_migration(config, url, log_level="INFO" if verbose else "WARNING")
+        # a failed step's stack trace goes to the run's log in the Dagster instance; here, one line
+        outcome = run_migration(config, url, log_level="INFO" if verbose else "CRITICAL")
     except SQLAlchemyError as exc:
-        click.echo(f"Migration failed: the target database {redact_url(url)} cannot be used: {str(exc).splitlines()[0]}", err=True)
+        click.echo(f"Migration failed: the target database {redact_url(url)} cannot be used: {one_line(exc)}", err=True)
         sys.exit(1)
     if outcome is None:
         click.echo(f"Nothing to migrate: no new, changed or drifted files under {config.source_path}.")
@@ -126,7 +133,7 @@ def _dry_run(config: MigrationConfig, url: str, verbose: bool) -> None:
     try:
         report = dry_run(config, url)
     except SQLAlchemyError as exc:
-        click.echo(f"Dry run failed: the target database {redact_url(url)} cannot be read: {str(exc).splitlines()[0]}", err=True)
+        click.echo(f"Dry run failed: the target database {redact_url(url)} cannot be read: {one_line(exc)}", err=True)
         sys.exit(1)
     config.backup_path.mkdir(parents=True, exist_ok=True)
     report_path = config.backup_path / "dry_run_report.json"
@@ -189,7 +196,6 @@ def rollback(run_id: str | None, rollback_file: str | None, confirm: bool, casca
 @click.option("--database-url", default=None, help="Target database URL (default: $DATABASE_URL, else a SQLite file).")
 def export_command(output: str, database_url: str | None) -> None:
     """Export the current content items to JSON Lines, with a sha256 manifest."""
-    from migration_assets.service import OutputNotWritable, check_writable
     from migration_assets.store.database import TargetMissing, existing_engine
     from migration_assets.transfer import export_content
 
@@ -219,7 +225,7 @@ def import_command(source: str, backup: str | None, database_url: str | None, no
     then knowledge items and embeddings rebuilt from them."""
     from migration_assets.backup import BackupError
     from migration_assets.config import backup_directory_from_env
-    from migration_assets.service import OutputNotWritable, import_export
+    from migration_assets.service import import_export
     from migration_assets.transfer import ExportError
 
     rules_path, _ = rules_or_exit(rules_file)
@@ -259,6 +265,11 @@ def validate(source: str, output: str, batch_size: int, max_file_size: int, rule
     from migration_assets.service import validate_source
 
     rules_path, rules = rules_or_exit(rules_file)
+    try:
+        check_writable(Path(output).resolve().parent)
+    except OutputNotWritable as exc:
+        click.echo(f"Validation refused: {exc}", err=True)
+        sys.exit(1)
     source_dir = str(Path(source).resolve())
     config = MigrationConfig(
         source_directory=source_dir, backup_directory=source_dir, batch_size=batch_size, max_file_size=max_file_size, rules_file=rules_path

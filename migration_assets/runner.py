@@ -111,7 +111,7 @@ def run_wave(
         failures = [event for event in result.all_events if event.is_step_failure]
         error = failures[0].message if failures else "run failed"
         if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error)}"
+            error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error).splitlines()[0]}"
         # the target itself may be why the run failed; the error is reported either way
         with contextlib.suppress(SQLAlchemyError, LookupError, OSError):
             close_run(

@@ -27,6 +27,7 @@ from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
 from migration_assets.memory import bulk_allocation
+from migration_assets.outputs import check_writable
 from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.rules import MigrationRules
 from migration_assets.store import derived, loader
@@ -264,20 +265,6 @@ def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:
         engine.dispose()
     skipped = [loader.file_status(f) for f in inventory.files if not f.eligible]
     return dry_run_report(config, inventory, counts, skipped, prune, time.perf_counter() - started, rules)
-
-
-class OutputNotWritable(ValueError):
-    """A folder a command must write into cannot be written: said before any work is done."""
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and prove it takes a file, before the work that would write there."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise OutputNotWritable(f"{folder} cannot be written: {exc.strerror or exc}") from None
 
 
 @dataclass

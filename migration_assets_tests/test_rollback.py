@@ -287,3 +287,35 @@ def test_a_disk_that_fills_mid_run_leaves_a_sealed_journal_and_the_run_undoable(
         assert all(not rows for table, rows in dump(sqlite_url).items() if table in ("content_items", "legacy_mappings", "knowledge_items"))
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_failures_are_one_line_before_any_work_and_a_failed_run_prints_no_stack_trace(tmp_path, sqlite_url, instance):
+    source = write_source(tmp_path / "src")
+    home = {"DAGSTER_HOME": str(instance.root_directory)}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    unwritable = cli("migrate", "--source", str(source), "--backup", str(a_file / "bk"), url=sqlite_url, env=home)
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("Migration refused:") and unwritable.stderr.count("\n") == 1
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # refused before anything was opened or read
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "backups").write_text("a file where the backups folder must go")
+    failed = cli("migrate", "--source", str(source), "--backup", str(blocked), url=sqlite_url, env=home)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and "Not a directory" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr and "dagster - ERROR" not in failed.stderr
+    export = cli("export", "--output", str(a_file / "export"), url=sqlite_url)
+    assert export.returncode == 1 and export.stderr.count("\n") == 1 and "cannot be written" in export.stderr
+    for url in ("postgresql://nobody@127.0.0.1:1/nowhere", "nosuchdb://x"):
+        for args in (["export", "--output", str(tmp_path / "exp")], ["rollback", "some-run"], ["import", "--input", str(tmp_path)]):
+            done = cli(*args, "--backup", str(tmp_path / "ib"), url=url) if args[0] == "import" else cli(*args, url=url)
+            assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, (args, url, done.stderr)
+
+
+def test_a_read_only_target_refuses_a_rollback_in_one_line_and_is_left_as_it_was(tmp_path, sqlite_url, instance):
+    _, second = two_runs(tmp_path, sqlite_url, instance)
+    before = dump(sqlite_url)
+    path = sqlite_url.removeprefix("sqlite:///")
+    read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
+    done = cli("rollback", second, "--confirm", url=read_only)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "readonly" in done.stderr, done.stderr
+    assert dump(sqlite_url) == before
