@@ -166,15 +166,29 @@ class Journal:
         self.before_change(conn, "knowledge_items", "delete", chunk_ids)
 
 
+class KeyNeeded(BackupError):
+    """An encrypted journal line, and no key to read it."""
+
+
+class WrongKey(BackupError):
+    """An encrypted journal line the key does not open (another key, or a damaged line)."""
+
+
+_FERNET = b"gAAAAA"  # how every Fernet token begins (version 0x80, base64)
+
+
 def decode_line(line: bytes, fernet: Fernet | None, path: Path) -> dict[str, Any]:
-    """One journal line: plain JSON as it is, an encrypted one decrypted with ``fernet``."""
+    """One journal line: plain JSON as it is, an encrypted one decrypted with ``fernet``;
+    ``ValueError`` for a line that is neither."""
     if not line.startswith(b"{"):
+        if not line.startswith(_FERNET):
+            raise ValueError("not a journal entry")
         if fernet is None:
-            raise BackupError(f"{path} is encrypted: set {KEY_ENV} to the key it was written with")
+            raise KeyNeeded(f"{path} is encrypted: set {KEY_ENV} to the key it was written with")
         try:
             line = fernet.decrypt(line)
         except InvalidToken:
-            raise BackupError(f"{path} cannot be decrypted with the key in {KEY_ENV}") from None
+            raise WrongKey(f"{path} cannot be decrypted with the key in {KEY_ENV}") from None
     entry = json.loads(line)
     if not isinstance(entry, dict):
         raise ValueError("not a journal entry")
@@ -203,30 +217,35 @@ class JournalScan:
 
 
 def scan_journal(path: Path, fernet: Fernet | None, committed: set[str]) -> JournalScan:
-    """Read a journal for sealing. A last line that does not decode, or has no newline, is a torn
-    tail (the write of a transaction that never committed, cut by a full disk or a kill): it is
-    left out of ``whole_bytes``. A bad line with more after it is damage: ``BackupError``."""
+    """Read a journal for sealing, line by line. A last line that does not decode, or has no
+    newline, is a torn tail (the write of a transaction that never committed, cut by a full disk
+    or a kill): it is left out of ``whole_bytes``. A bad line with more after it is damage:
+    ``BackupError``."""
     scan = JournalScan()
-    data = path.read_bytes()
     position = 0
-    while position < len(data):
-        newline = data.find(b"\n", position)
-        end = len(data) if newline == -1 else newline + 1
-        line = data[position:end].rstrip(b"\n")
-        if line:
-            try:
-                entry = decode_line(line, fernet, path)
-            except (ValueError, UnicodeDecodeError):
-                if data[end:].strip():
-                    raise BackupError(f"{path} is damaged at byte {position}, with more entries after it; the run cannot be undone from it") from None
-                return scan
-            if newline == -1:
-                return scan
-            scan.encrypted |= not line.startswith(b"{")
-            if entry.get("tx") in committed:
-                scan.changes[f"{entry.get('table')}.{entry.get('op')}"] += len(entry.get("keys") or entry.get("rows") or [])
-        position = end
-        scan.whole_bytes = position
+    torn: tuple[int, Exception] | None = None  # where the first line that does not decode starts, and why
+    with open(path, "rb") as fh:
+        for raw in fh:
+            line = raw.rstrip(b"\n")
+            if torn is not None:
+                if line.strip():
+                    if isinstance(torn[1], WrongKey):
+                        raise torn[1]
+                    raise BackupError(f"{path} is damaged at byte {torn[0]}, with more entries after it; the run cannot be undone from it")
+                continue
+            if line:
+                try:
+                    entry = decode_line(line, fernet, path)
+                except (ValueError, UnicodeDecodeError, WrongKey) as exc:
+                    torn = (position, exc)
+                    continue
+                if not raw.endswith(b"\n"):
+                    break  # a whole entry cut before its newline: its transaction never committed
+                scan.encrypted |= not line.startswith(b"{")
+                if entry.get("tx") in committed:
+                    scan.changes[f"{entry.get('table')}.{entry.get('op')}"] += len(entry.get("keys") or entry.get("rows") or [])
+            position += len(raw)
+            scan.whole_bytes = position
     return scan
 
 

@@ -319,3 +319,29 @@ def test_a_read_only_target_refuses_a_rollback_in_one_line_and_is_left_as_it_was
     done = cli("rollback", second, "--confirm", url=read_only)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "readonly" in done.stderr, done.stderr
     assert dump(sqlite_url) == before
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_sealing_trims_a_torn_tail_and_refuses_a_damaged_middle(tmp_path, sqlite_url, monkeypatch, encrypted):
+    from migration_assets.backup import Journal, run_backup_dir, seal_backup
+    from migration_assets.store.runs import finish_run, start_run
+
+    key = Fernet.generate_key().decode()
+    if encrypted:
+        monkeypatch.setenv(KEY_ENV, key)
+    engine = get_engine(sqlite_url)
+    start_run(engine, "r", source_directory="x", config={})
+    journal = Journal(run_backup_dir(tmp_path / "bk", "r"), "content", "r", Fernet(key.encode()) if encrypted else None)
+    for _ in range(2):
+        with engine.begin() as conn:
+            journal.open_transaction(conn)
+            journal.inserted("content_items", [1, 2])
+    finish_run(engine, "r", "failed")
+    whole = journal.path.read_bytes()
+    journal.path.write_bytes(whole + whole.splitlines(keepends=True)[0][:37])  # a write cut short
+    info = seal_backup(engine, "r", tmp_path / "bk", sqlite_url)
+    assert journal.path.read_bytes() == whole and info["counts"] == {"content_items.insert": 4} and info["encrypted"] is encrypted
+    lines = whole.splitlines(keepends=True)
+    journal.path.write_bytes(lines[0][:20] + b"\n" + lines[1])  # damage with a whole entry after it
+    with pytest.raises(BackupError, match="damaged|cannot be decrypted"):
+        seal_backup(engine, "r", tmp_path / "bk", sqlite_url)
