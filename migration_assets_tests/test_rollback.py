@@ -345,3 +345,13 @@ def test_sealing_trims_a_torn_tail_and_refuses_a_damaged_middle(tmp_path, sqlite
     journal.path.write_bytes(lines[0][:20] + b"\n" + lines[1])  # damage with a whole entry after it
     with pytest.raises(BackupError, match="damaged|cannot be decrypted"):
         seal_backup(engine, "r", tmp_path / "bk", sqlite_url)
+
+
+def test_cascade_finds_the_later_runs_backups_through_the_database_wherever_they_are(tmp_path, sqlite_url, instance):
+    source = write_source(tmp_path / "src")
+    first = materialize(source, tmp_path / "bk-one", sqlite_url, instance)
+    change_source(source)
+    second = materialize(source, tmp_path / "bk-two", sqlite_url, instance, incremental=True)
+    plan = rollback(get_engine(sqlite_url), tmp_path / "bk-one" / "rollback_info.json", sqlite_url, confirm=True, cascade=True)
+    assert plan.runs == [second.run_id, first.run_id]
+    assert all(not rows for table, rows in dump(sqlite_url).items() if table in ("content_items", "legacy_mappings", "embeddings"))

@@ -144,3 +144,17 @@ def test_the_import_command_says_one_line_and_a_failed_import_blocks_no_rollback
     assert [status for _, status in runs(sqlite_url)] == ["failed"]
     done = cli("rollback", first, "--confirm", url=sqlite_url)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_bad_line_in_a_later_batch_costs_only_itself(tmp_path, sqlite_url, instance):
+    from migration_assets.store.runs import start_run
+    from migration_assets.transfer import import_content
+
+    export, lines = exported(tmp_path, sqlite_url, instance)
+    rewrite(export, [*lines[:4], "{not json", *lines[4:]])  # the fifth line, in the third batch of two
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    start_run(get_engine(fresh), "import-small-batches", source_directory=str(export), config={})
+    result = import_content(get_engine(fresh), export, "import-small-batches", batch_size=2)
+    assert (result.inserted, result.rejected) == (len(lines), 1)
+    with get_engine(fresh).connect() as conn:
+        assert conn.execute(text("select record_index, stage from rejected_records")).all() == [(5, "parse")]
