@@ -21,6 +21,7 @@ from migration_assets.store.database import get_engine
 from migration_assets.store.tables import BACKUPS, RUNS
 from migration_assets_tests.test_backup import change_source, write_source
 from migration_assets_tests.test_pipeline import materialize
+from migration_assets_tests.test_reliability import _cli
 
 TABLES = [
     "content_items", "legacy_mappings", "knowledge_items", "embeddings", "migration_runs", "migration_items",
@@ -187,14 +188,6 @@ def test_rollback_by_run_id_needs_no_file_and_a_run_that_is_gone_is_refused(tmp_
     assert done.returncode == 0 and f"Rolled back run {second}" in done.stdout and f"Rolled back run {first}" in done.stdout
 
 
-def _migrate_in_background(source: Path, backup: Path, home: Path, url: str) -> subprocess.Popen[str]:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": url}
-    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(backup), "--batch-size", "10"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def _rows_written_by_a_new_run(url: str, known: set[str]) -> tuple[str, int] | None:
     try:
         with get_engine(url).connect() as conn:
@@ -213,7 +206,7 @@ def test_a_killed_migrate_is_closed_and_sealed_by_the_next_command_and_blocks_no
     first = materialize(write_source(tmp_path / "src"), tmp_path / "bk", target_url, instance)
     after_first = dump(target_url)
     corpus = make_corpus(tmp_path / "c" / "legacy", 300, seed=5)
-    killed = _migrate_in_background(corpus.root, tmp_path / "bk-killed", tmp_path / "home-killed", target_url)
+    killed = _cli(corpus.root, tmp_path / "bk-killed", tmp_path / "home-killed", target_url)
     deadline = time.monotonic() + 120
     while (written := _rows_written_by_a_new_run(target_url, {first.run_id})) is None and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
