@@ -11,9 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from migration_assets.backup import note_backup, seal_or_mark
 from migration_assets.processes import process_gone
-from migration_assets.reports import build_report, write_report
 from migration_assets.store.runs import finish_run, mark_failed
 from migration_assets.store.tables import RUNS
 from migration_assets.waves import finish_waves
@@ -43,6 +41,8 @@ def close_run(
     """End ``run_id`` as ``status`` ("completed" or "failed", with ``error``): seal its backup,
     or mark it not reversible; complete its waves (a failed wave stays planned, to be retried);
     write its report into ``backup_directory``. A failure is recorded whatever else goes wrong."""
+    from migration_assets.backup import note_backup, seal_or_mark  # imported when a run is closed, not when none is stale
+
     closed = ClosedRun(run_id, status)
     if status == "completed":
         finish_run(engine, run_id, "completed")
@@ -57,6 +57,8 @@ def close_run(
     if status == "completed" and partition_keys:
         finish_waves(engine, partition_keys, run_id, "completed")
     if report:
+        from migration_assets.reports import build_report, write_report  # the pipeline's weight: not for a run closed unreported
+
         try:
             closed.report_path, closed.summary_path = write_report(build_report(engine, run_id), backup_directory)
         except (OSError, SQLAlchemyError, LookupError):
