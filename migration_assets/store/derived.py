@@ -83,7 +83,8 @@ def _delete_chunks_of(conn: Connection, run_id: str, item_ids: Any, journal: Jou
 def prune_short_content_knowledge(conn: Connection, run_id: str, min_chars: int, journal: Journal | None = None) -> int:
     """Knowledge of items whose content is now below the threshold is no longer knowledge."""
     short = select(CONTENT.c.id).where(CONTENT.c.content_length < min_chars, exists().where(KNOWLEDGE.c.content_item_id == CONTENT.c.id))
-    return _delete_chunks_of(conn, run_id, short, journal)
+    item_ids = list(conn.execute(short).scalars())  # after a run's own writes, usually none
+    return sum(_delete_chunks_of(conn, run_id, item_ids[i : i + 500], journal) for i in range(0, len(item_ids), 500))
 
 
 def refresh_knowledge_items(
