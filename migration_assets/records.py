@@ -84,6 +84,9 @@ def text_is_clean(text: str, *, json_escapes: bool = False) -> bool:
     return not (json_escapes and "\\u" in text and _ESCAPED_INVISIBLE.search(text))
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def json_safe(value: Any, _depth: int = 0, clean: Cleaner = clean_text) -> Any:
     """A JSON-serialisable copy: dates become ISO strings, NaN/Infinity become None."""
     if _depth > 64:
@@ -97,6 +100,8 @@ def json_safe(value: Any, _depth: int = 0, clean: Cleaner = clean_text) -> Any:
     if isinstance(value, (dt.date, dt.datetime, dt.time)):
         return value.isoformat()
     if isinstance(value, dict):
+        if clean is _as_is:  # text known clean: text, numbers and null as they are, in one comprehension
+            return {k if type(k) is str else str(k): v if type(v) in _PLAIN else json_safe(v, _depth + 1, clean) for k, v in value.items()}
         safe = {}
         for k, v in value.items():
             kind = type(v)  # text and plain numbers, most values, without a call each
@@ -307,10 +312,7 @@ def normalise_record(
     raw_meta = values.get("metadata")
     merged_key = resolved.keys.get("metadata", _NO_KEY) if isinstance(raw_meta, dict) else _NO_KEY
     content_key = resolved.keys.get("content", _NO_KEY)
-    metadata: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key is not content_key and key is not merged_key:
-            metadata[str(key)] = value
+    metadata = {str(key): value for key, value in raw.items() if key is not content_key and key is not merged_key}
     if isinstance(raw_meta, dict):
         for key, value in raw_meta.items():
             metadata[f"legacy:{key}" if key in metadata else key] = value

@@ -368,7 +368,7 @@ class RecordMapping:
                     best[column] = (position, value, key)
         values = {column: found[1] for column, found in best.items()}
         keys = {column: found[2] for column, found in best.items()}
-        fields = RecordFields(raw)
+        fields = RecordFields(raw)  # slotted, and its folded view built only if a path asks
         for column, constant, others, fallback in self.rest:
             if constant is not None:
                 rendered = _render(constant, fields, context, column)
