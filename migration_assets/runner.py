@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,10 +66,12 @@ def run_migration(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
     tags: dict[str, str] | None = None,
+    on_planned: Callable[[str], None] | None = None,
 ) -> LaunchResult | None:
     """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
     and drifted ones) and materialize it into ``database_url``. Returns None when an
-    incremental plan finds nothing to do; never raises for a failed run, returns it."""
+    incremental plan finds nothing to do; never raises for a failed run, returns it.
+    ``on_planned`` hears the wave's partition key before its run starts (to watch its progress)."""
     from migration_assets.lifecycle import recover_stale_runs
 
     engine = get_engine(database_url)
@@ -76,6 +79,8 @@ def run_migration(
     waves = plan_waves(engine, config, adopt_pending=True)
     if not waves:
         return None
+    if on_planned:
+        on_planned(waves[0].partition_key)
     return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags)
 
 

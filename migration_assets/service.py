@@ -34,7 +34,7 @@ from migration_assets.store import derived, loader
 from migration_assets.store.database import get_engine, readonly_engine, serialise_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
-from migration_assets.store.models import ContentItem
+from migration_assets.store.models import ContentItem, utcnow
 from migration_assets.store.retry import retry_transient
 from migration_assets.store.runs import record_progress, record_rules, start_run, update_stats
 from migration_assets.validation import RuleTally
@@ -136,6 +136,8 @@ def _ingest(
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
     result = IngestResult({}, {}, counts, rules)
+    started = utcnow()
+    files_total, files_done = len(inventory.files), len(inventory.files) - len(inventory.eligible)
 
     def note_retry(_attempt: int, _exc: BaseException) -> None:
         counts.retries += 1
@@ -151,7 +153,9 @@ def _ingest(
         files = ingest.file_loads(prepared.files, blocking, warnings)
         _keep_examples(result, prepared, blocking)
 
-        def write(files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = prepared.derived) -> LoadCounts:
+        def write(
+            files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = prepared.derived, before: int = files_done
+        ) -> LoadCounts:
             with engine.begin() as conn:
                 serialise_writes(conn, "content")
                 if journal:
@@ -159,10 +163,26 @@ def _ingest(
                 written = loader.write_batch(
                     conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, journal=journal, derived=derived
                 )
-                record_progress(conn, run_id, "content_items", n, total)
+                so_far = LoadCounts()
+                so_far.add(counts)
+                so_far.add(written)
+                record_progress(
+                    conn,
+                    run_id,
+                    {
+                        "stage": "content_items",
+                        "batches_done": n,
+                        "batches": total,
+                        "files_done": before + len(files),
+                        "files": files_total,
+                        **{key: getattr(so_far, key) for key in ("inserted", "updated", "unchanged", "rejected")},
+                        "started_at": started.isoformat(),
+                    },
+                )
                 return written
 
         counts.add(retry_transient(write, on_retry=note_retry))
+        files_done += len(files)
         if on_batch:
             on_batch(n, total)
     result.parsed = tally.counts()
@@ -221,13 +241,14 @@ def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | N
     return Journal(run_backup_dir(config.backup_path, run_id), stage, run_id, fernet_from_env())
 
 
-def validate_source(config: MigrationConfig) -> dict[str, Any]:
-    """Parse and validate ``config.source_directory`` under its rules, without touching any database."""
+def validate_source(config: MigrationConfig, on_batch: Progress | None = None) -> dict[str, Any]:
+    """Parse and validate ``config.source_directory`` under its rules, without touching any
+    database; ``on_batch(done, total)`` hears each batch parsed."""
     rules = config.load_rules()
     inventory = take_inventory(config)
     with tempfile.TemporaryDirectory(prefix="migration-validate-") as scratch:
         scratch_config = config.model_copy(update={"backup_directory": scratch})
-        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate", rules))
+        validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate", rules, on_batch))
         return validation_report(inventory, validated, rules)
 
 
@@ -278,7 +299,7 @@ class ImportOutcome:
     not_reversible: str | None
 
 
-def import_export(config: MigrationConfig, database_url: str, source: Path) -> ImportOutcome:
+def import_export(config: MigrationConfig, database_url: str, source: Path, on_lines: Progress | None = None) -> ImportOutcome:
     """Import an export into ``database_url`` as a run of its own: the manifest verified whole,
     every line checked against ``config``'s rules, each batch written all or nothing and
     journaled (so the import can be rolled back), knowledge and embeddings rebuilt, the run
@@ -296,7 +317,7 @@ def import_export(config: MigrationConfig, database_url: str, source: Path) -> I
     closing = partial(close_run, engine, run_id, database_url=database_url, backup_directory=config.backup_path, create_backups=config.create_backups)
     try:
         result = import_content(
-            engine, source, run_id, rules=rules, journal=journal_for(config, run_id, "content"), validate_data=config.validate_data
+            engine, source, run_id, rules=rules, journal=journal_for(config, run_id, "content"), validate_data=config.validate_data, on_lines=on_lines
         )
         knowledge_stage(engine, run_id, config, journal_for(config, run_id, "knowledge"))
         embedding_stage(engine, run_id, journal=journal_for(config, run_id, "embeddings"), workers=config.worker_processes)

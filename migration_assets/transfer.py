@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -77,9 +77,10 @@ def export_content(engine: Engine, output: Path, database_url: str, batch_size: 
     return manifest
 
 
-def verify_export(source: Path) -> Path:
-    """The export's content file, once the manifest is verified whole: it names exactly the
-    content file, with a sha256 and a row count that both match. ``ExportError`` otherwise."""
+def verify_export(source: Path) -> tuple[Path, int]:
+    """The export's content file and its line count, once the manifest is verified whole: it
+    names exactly the content file, with a sha256 and a row count that both match.
+    ``ExportError`` otherwise."""
     manifest_path = source / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -101,7 +102,7 @@ def verify_export(source: Path) -> Path:
         lines = sum(1 for line in fh if line.strip())
     if lines != entry["rows"]:
         raise ExportError(f"{path} holds {lines} lines, the manifest says {entry['rows']}; refusing to import")
-    return path
+    return path, lines
 
 
 @dataclass
@@ -227,13 +228,15 @@ def import_content(
     journal: Journal | None = None,
     validate_data: bool = True,
     batch_size: int = 1000,
+    on_lines: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Upsert the content of an export by legacy id, after verifying its manifest whole: each line
     checked against ``rules`` (a bad one rejected alone, with its reasons, in ``rejected_records``),
     each batch written in one transaction with its journal entries. An imported row that matches
     the target's is unchanged whatever hashes it claims; one that differs is updated."""
-    path = verify_export(source)
+    path, total = verify_export(source)
     rules = rules or default_rules()
+    done = 0
     result = ImportResult()
     seen: dict[str, int] = {}  # legacy id → the line that holds it
     for batch in _batches(path, batch_size):
@@ -249,6 +252,9 @@ def import_content(
             if broken:
                 verdicts[record.record_index] = broken
         retry_transient(partial(_write_import_batch, engine, run_id, batch, verdicts, validate_data, journal, result))
+        done += len(batch)
+        if on_lines:
+            on_lines(done, total)
     return result
 
 

@@ -108,7 +108,7 @@ def test_a_malformed_rollback_file_is_one_line_and_exit_1(tmp_path, sqlite_url, 
     bad = tmp_path / "rollback_info.json"
     bad.write_text(content)
     done = cli("rollback", "--rollback-file", str(bad), "--confirm", url=sqlite_url)
-    assert done.returncode == 1 and done.stderr.startswith("Rollback refused:") and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.returncode == 1 and done.stderr.startswith("Error: rollback refused:") and done.stderr.strip().count("\n") == 0, done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -183,7 +183,7 @@ def test_rollback_by_run_id_needs_no_file_and_a_run_that_is_gone_is_refused(tmp_
     assert shown.returncode == 0 and f"Would roll back run {second}" in shown.stdout
     assert cli("rollback", url=sqlite_url).returncode == 2
     unknown = cli("rollback", "no-such-run", "--confirm", url=sqlite_url)
-    assert unknown.returncode == 1 and "not in this target's migration_runs" in unknown.stderr
+    assert unknown.returncode == 2 and "not in this target's migration_runs" in unknown.stderr
     done = cli("rollback", first, "--confirm", "--cascade", url=sqlite_url)
     assert done.returncode == 0 and f"Rolled back run {second}" in done.stdout and f"Rolled back run {first}" in done.stdout
 
@@ -288,7 +288,7 @@ def test_failures_are_one_line_before_any_work_and_a_failed_run_prints_no_stack_
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
     unwritable = cli("migrate", "--source", str(source), "--backup", str(a_file / "bk"), url=sqlite_url, env=home)
-    assert unwritable.returncode == 1 and unwritable.stderr.startswith("Migration refused:") and unwritable.stderr.count("\n") == 1
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("Error: the backup directory:") and unwritable.stderr.count("\n") == 1
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # refused before anything was opened or read
     blocked = tmp_path / "blocked"
     blocked.mkdir()

@@ -140,7 +140,7 @@ def test_the_import_command_says_one_line_and_a_failed_import_blocks_no_rollback
         first = conn.execute(select(RUNS.c.id)).scalar_one()
     (export / MANIFEST_FILE).write_text(json.dumps({"files": []}))
     refused = cli("import", "--input", str(export), "--backup", str(tmp_path / "import-bk"), url=sqlite_url)
-    assert refused.returncode == 1 and refused.stderr.startswith("Import refused:") and refused.stderr.strip().count("\n") == 0
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: import refused:") and refused.stderr.strip().count("\n") == 0
     assert [status for _, status in runs(sqlite_url)] == ["failed"]
     done = cli("rollback", first, "--confirm", url=sqlite_url)
     assert done.returncode == 0, done.stderr

@@ -61,14 +61,14 @@ def record_rules(conn: Connection, run_id: str, rules: dict[str, Any]) -> None:
     conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(rules=rules))
 
 
-def record_progress(conn: Connection, run_id: str, stage: str, done: int, total: int) -> None:
-    """Within a batch's transaction: how far the run got, so a killed run's row says where it stopped."""
+def record_progress(conn: Connection, run_id: str, progress: dict[str, Any]) -> None:
+    """Within a batch's transaction: how far the run got (stage, batches and files done of all,
+    records so far), so that ``status`` shows a run as it goes and a killed run's row says where
+    it stopped."""
     current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none()
     if current is None:
         return
-    conn.execute(
-        update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": {"stage": stage, "batches_done": done, "batches": total}})
-    )
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": {**progress, "updated_at": utcnow().isoformat()}}))
 
 
 def latest_items(source_root: str) -> Subquery:

@@ -1,0 +1,5 @@
+"""``python -m migration_assets.cli``."""
+
+from migration_assets.cli import main
+
+main()

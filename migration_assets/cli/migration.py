@@ -1,0 +1,347 @@
+"""The migration workflow's commands, in the spec's order: ``analyze``, ``validate``, ``migrate``
+(with ``--dry-run``), and ``check-incremental``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from migration_assets.cli.common import (
+    DATABASE_OPTION,
+    RULES_OPTION,
+    Failure,
+    Output,
+    Progress,
+    Result,
+    one_line,
+    output_options,
+    readable_folder,
+    reported,
+    rules_line,
+    rules_of,
+    target_url,
+)
+from migration_assets.config import MigrationConfig
+from migration_assets.outputs import OutputNotWritable, check_writable
+from migration_assets.store.database import redact_url
+
+SOURCE_OPTION = click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
+MAX_FILE_SIZE_OPTION = click.option(
+    "--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Largest file processed, in bytes."
+)
+
+
+def _writable(folder: Path, what: str) -> None:
+    try:
+        check_writable(folder)
+    except OutputNotWritable as exc:
+        raise Failure(f"{what}: {exc}", kind="not_writable") from None
+
+
+@click.command()
+@SOURCE_OPTION
+@click.option("--output", "output", default=None, type=click.Path(dir_okay=False), help="Where to write the JSON analysis.")
+@MAX_FILE_SIZE_OPTION
+@RULES_OPTION
+@output_options
+@reported
+def analyze(out: Output, source: str, output: str | None, max_file_size: int, rules_file: str | None) -> Result:
+    """Phase 1 of a migration: what the source holds and what migrating it will take. Files by
+    format and extension, sizes, encodings, records (estimated from a sample), files that will
+    be skipped and why, duplicate files, and an estimate of the time and disk a migration needs,
+    from a sample parsed on this machine. Reads the source; writes nothing but its output file.
+
+    \b
+    Example:
+      python -m migration_assets.cli analyze --source /legacy/data --output analysis.json
+    """
+    from migration_assets.analysis import analyze_source
+
+    rules_path, _ = rules_of(rules_file)
+    folder = readable_folder(source)
+    if output:
+        _writable(Path(output).resolve().parent, "the output file's folder")
+    config = MigrationConfig(source_directory=str(folder), backup_directory=str(folder), max_file_size=max_file_size, rules_file=rules_path)
+    progress = out.progress("analyze")
+    try:
+        report = analyze_source(config, on_progress=lambda done, total: progress.update(done, total))
+    finally:
+        progress.close()
+    if output:
+        Path(output).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    totals, estimate = report["totals"], report["estimate"]
+    lines = [
+        f"{folder}: {totals['files']} files, {totals['bytes']:,} bytes; {totals['eligible']} to parse, {totals['skipped']} to skip, "
+        f"about {totals['records_estimate']:,} records (estimated); {report['duplicates']['groups']} groups of identical files",
+        *(f"  {fmt:<10} {n['files']:>7} files {n['bytes']:>13,} bytes  ~{n['records_estimate']:,} records" for fmt, n in report["by_format"].items()),
+        f"Estimate: {estimate['seconds_low']:.0f}–{estimate['seconds_high']:.0f} s and {estimate['target_mb']:,.0f} MB in the target",
+        f"  ({estimate['basis']})",
+    ]
+    if out.verbose:
+        lines += [f"  [skip] {f['path']}: {f['reason']}" for f in report["skipped_files"]]
+    if output:
+        lines.append(f"Analysis: {output}")
+    return Result(lines[0], report, lines)
+
+
+@click.command()
+@SOURCE_OPTION
+@click.option("--output", "output", required=True, type=click.Path(dir_okay=False), help="Where to write the JSON report.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@MAX_FILE_SIZE_OPTION
+@RULES_OPTION
+@output_options
+@reported
+def validate(out: Output, source: str, output: str, batch_size: int, max_file_size: int, rules_file: str | None) -> Result:
+    """Parse and validate the source under the rules in force without writing any database; report
+    what is invalid and why, per rule.
+
+    \b
+    Example:
+      python -m migration_assets.cli validate --source /legacy/data --output validation.json --verbose
+    """
+    from migration_assets.service import validate_source
+
+    rules_path, rules = rules_of(rules_file)
+    folder = readable_folder(source)
+    _writable(Path(output).resolve().parent, "the output file's folder")
+    config = MigrationConfig(
+        source_directory=str(folder), backup_directory=str(folder), batch_size=batch_size, max_file_size=max_file_size, rules_file=rules_path
+    )
+    progress = out.progress("validate", unit="batches")
+    try:
+        report = validate_source(config, on_batch=lambda done, total: progress.update(done, total))
+    finally:
+        progress.close()
+    Path(output).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    totals = report["totals"]
+    message = (
+        f"{totals.get('files', 0)} files: {totals.get('valid_files', 0)} valid, {totals.get('invalid_files', 0)} invalid, "
+        f"{totals.get('skipped_files', 0)} skipped; {totals.get('records', 0)} records: {totals.get('valid_records', 0)} valid "
+        f"({totals.get('warned_records', 0)} with warnings), {totals.get('invalid_records', 0)} invalid. Report: {output}"
+    )
+    lines = [message, rules_line(rules)]
+    lines += [f"  {rule:<24} {counts['rejected']:>6} rejected  {counts['warned']:>6} warned" for rule, counts in report["by_rule"].items()]
+    if out.verbose:
+        lines += [f"  [invalid file] {f['path']}: {f['reason']}" for f in report["invalid_files"]]
+        lines += [f"  [invalid record] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}" for r in report["invalid_records"]]
+        lines += [f"  [warning] {r['path']} #{r['index']}: {'; '.join(r['reasons'])}" for r in report["warned_records"]]
+        lines += [f"  [skipped] {f['path']}: {f['reason']}" for f in report["skipped_files"]]
+    return Result(message, report, lines)
+
+
+def _watch_run(url: str, partition_key: str, progress: Progress, stop: threading.Event, out: Output) -> None:
+    """Follow the run of a wave from its own progress rows, until ``stop`` (read-only: the run's
+    writes never wait on it)."""
+    from sqlalchemy import select
+
+    from migration_assets.status import progress_of
+    from migration_assets.store.database import readonly_engine
+    from migration_assets.store.tables import RUNS
+
+    engine = readonly_engine(url)
+    announced = False
+    try:
+        while not stop.wait(0.5):
+            try:
+                with engine.connect() as conn:
+                    row = conn.execute(
+                        select(RUNS.c.id, RUNS.c.status, RUNS.c.stats).where(RUNS.c.partition_key == partition_key).order_by(RUNS.c.started_at.desc())
+                    ).first()
+            except Exception:  # noqa: BLE001 - the watcher only shows; the run decides
+                continue
+            if row is None:
+                continue
+            if not announced:
+                out.event("Migration started", migration_id=row.id, wave=partition_key)
+                announced = True
+            shown = progress_of(row.stats or {}, row.status)
+            if shown and isinstance(shown.get("files"), int):
+                progress.update(
+                    shown.get("files_done", 0),
+                    shown["files"],
+                    inserted=shown.get("inserted"),
+                    rejected=shown.get("rejected"),
+                    **{"files/s": shown.get("files_per_second")},
+                )
+    finally:
+        engine.dispose()
+
+
+@click.command()
+@SOURCE_OPTION
+@click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--dry-run", is_flag=True, help="Plan, parse and validate; report the planned counts; write nothing to the target.")
+@click.option("--incremental", is_flag=True, help="Only new, changed and drifted files (unchanged ones are not even read).")
+@click.option("--prune-removed", is_flag=True, help="Delete the records of files no longer in this source.")
+@click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
+@click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
+@click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1), help="Size of that pool.")
+@MAX_FILE_SIZE_OPTION
+@DATABASE_OPTION
+@RULES_OPTION
+@output_options
+@reported
+def migrate(
+    out: Output,
+    source: str,
+    backup: str,
+    batch_size: int,
+    dry_run: bool,
+    incremental: bool,
+    prune_removed: bool,
+    no_validate: bool,
+    parallel: bool,
+    max_workers: int,
+    max_file_size: int,
+    database_url: str | None,
+    rules_file: str | None,
+) -> Result:
+    """Migrate the source into the target: a run of the Dagster ``migrate`` job on the instance in
+    $DAGSTER_HOME (it shows in the UI's history), with live progress, then
+    BACKUP/migration_report.json and BACKUP/migration_summary.txt.
+
+    \b
+    Examples:
+      python -m migration_assets.cli migrate --source /legacy/data --backup /backups --dry-run --verbose
+      python -m migration_assets.cli migrate --source /legacy/data --backup /backups --verbose
+      python -m migration_assets.cli migrate --source /legacy/data --backup /backups --incremental
+    """
+    rules_path, _ = rules_of(rules_file)
+    folder = readable_folder(source)
+    config = MigrationConfig(
+        source_directory=str(folder),
+        backup_directory=str(Path(backup).resolve()),
+        batch_size=batch_size,
+        incremental=incremental,
+        prune_removed=prune_removed,
+        validate_data=not no_validate,
+        max_file_size=max_file_size,
+        parallel_processing=parallel,
+        max_workers=max_workers,
+        rules_file=rules_path,
+    )
+    url = target_url(database_url)
+    _writable(config.backup_path, "the backup directory")
+    if dry_run:
+        return _dry_run(out, config, url)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from migration_assets.runner import run_migration
+
+    progress = out.progress("migrate")
+    stop = threading.Event()
+    watchers: list[threading.Thread] = []
+
+    def watch(partition_key: str) -> None:
+        watcher = threading.Thread(target=_watch_run, args=(url, partition_key, progress, stop, out), daemon=True)
+        watcher.start()
+        watchers.append(watcher)
+
+    try:
+        # a failed step's stack trace goes to the run's log in the Dagster instance; here, one line
+        outcome = run_migration(config, url, log_level="INFO" if out.verbose else "CRITICAL", on_planned=watch)
+    except SQLAlchemyError as exc:
+        raise Failure(f"the target database {redact_url(url)} cannot be used: {one_line(exc)}", kind="database_error") from None
+    finally:
+        stop.set()
+        for watcher in watchers:
+            watcher.join(timeout=5)
+        progress.close()
+    if outcome is None:
+        message = f"Nothing to migrate: no new, changed or drifted files under {config.source_path}."
+        return Result(message, {"run_id": None, "status": "nothing_to_do", "source_directory": str(config.source_path)})
+    if not outcome.success:
+        raise Failure(f"migration run {outcome.run_id} failed: {outcome.error}", details={"run_id": outcome.run_id})
+    from migration_assets.reports import short_summary
+    from migration_assets.status import run_status
+    from migration_assets.store.database import get_engine
+
+    engine = get_engine(url)
+    document = {**run_status(engine, outcome.run_id), "report": str(outcome.report_path), "summary": str(outcome.summary_path)}
+    out.event("Migration completed", migration_id=outcome.run_id, totals=document["totals"])
+    line = short_summary(engine, outcome.run_id)  # the report of a large run is large: not read back
+    lines = [outcome.summary_path.read_text(encoding="utf-8")] if out.verbose else [line]
+    return Result(line, document, [*lines, f"Report: {outcome.report_path}", f"Summary: {outcome.summary_path}"])
+
+
+def _dry_run(out: Output, config: MigrationConfig, url: str) -> Result:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from migration_assets.reports import render_dry_run
+    from migration_assets.service import dry_run
+
+    try:
+        report = dry_run(config, url)
+    except SQLAlchemyError as exc:
+        raise Failure(f"the target database {redact_url(url)} cannot be read: {one_line(exc)}", kind="database_error") from None
+    report_path = config.backup_path / "dry_run_report.json"
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    summary = render_dry_run(report)
+    return Result(
+        summary.split("\n\n")[0],
+        {**report, "report": str(report_path)},
+        [summary if out.verbose else summary.split("\n\n")[0], f"Report: {report_path}"],
+    )
+
+
+@click.command("check-incremental")
+@SOURCE_OPTION
+@DATABASE_OPTION
+@MAX_FILE_SIZE_OPTION
+@RULES_OPTION
+@output_options
+@reported
+def check_incremental(out: Output, source: str, database_url: str | None, max_file_size: int, rules_file: str | None) -> Result:
+    """What an incremental migration would do — new, changed, drifted, removed and unchanged
+    files, and files migrated again because the rules changed — without writing anything.
+
+    \b
+    Example:
+      python -m migration_assets.cli check-incremental --source /legacy/data --verbose
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from migration_assets.store.database import readonly_engine
+    from migration_assets.waves import plan_incremental
+
+    rules_path, rules = rules_of(rules_file)
+    folder = readable_folder(source)
+    config = MigrationConfig(source_directory=str(folder), backup_directory=str(folder), max_file_size=max_file_size, rules_file=rules_path)
+    url = target_url(database_url)
+    engine = readonly_engine(url)
+    try:
+        plan = plan_incremental(engine, config, rules=rules)
+    except SQLAlchemyError as exc:
+        raise Failure(f"the target database {redact_url(url)} cannot be read: {one_line(exc)}", kind="database_error") from None
+    finally:
+        engine.dispose()
+    counts = plan.counts()
+    message = (
+        f"{folder}: {counts['new']} new, {counts['changed']} changed, {counts['drifted']} drifted (rows lost in the target), "
+        f"{counts['removed']} removed, {counts['unchanged']} unchanged, {counts['pending']} in waves not yet migrated, "
+        f"{counts['refused']} unchanged but with records the target refused (retried by migrate --incremental); "
+        f"{counts['reevaluate']} to re-evaluate (records rejected or warned under other validation rules), "
+        f"{counts['remapped']} remapped (migrated under another field mapping)"
+    )
+    kinds: dict[str, list[Any]] = {
+        "new": plan.new,
+        "changed": plan.changed,
+        "drifted": plan.drifted,
+        "pending": plan.pending,
+        "refused": plan.refused,
+        "reevaluate": plan.reevaluate,
+        "remapped": plan.remapped,
+    }
+    files = {label: [f.rel_path for f in found] for label, found in kinds.items()}
+    files["removed"] = list(plan.removed)
+    lines = [message, rules_line(rules)]
+    if out.verbose:
+        lines += [f"  [{label}] {path}" for label, paths in files.items() for path in paths]
+        lines += [f"  [unchanged] {f.rel_path}" for f in plan.unchanged]
+    return Result(message, {"source_directory": str(folder), "counts": counts, "files": files, "rules": rules.summary()}, lines)

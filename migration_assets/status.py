@@ -1,0 +1,166 @@
+"""What the target says about its runs and its content, as documents the CLI prints and the API
+returns: one run's status (with its progress while it runs), the history of runs, and what the
+target holds. Read from the tracking tables; plain Python, no Dagster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from migration_assets.integrity import results_of_run
+from migration_assets.reports import error_type, run_totals
+from migration_assets.store.models import utcnow
+from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE, REJECTED, RUNS, WARNINGS, WAVES
+
+
+class UnknownRun(LookupError):
+    """A run id the target does not know (or no run at all)."""
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _mode(conn: Any, run: Any) -> str:
+    if run.id.startswith("import-"):
+        return "import"
+    keys = [k for k in (run.partition_key or "").split(",") if k]
+    modes = sorted(set(conn.execute(select(WAVES.c.mode).where(WAVES.c.partition_key.in_(keys))).scalars())) if keys else []
+    return ",".join(modes) or ("dry run" if run.dry_run else "unknown")
+
+
+def latest_run_id(engine: Engine) -> str:
+    with engine.connect() as conn:
+        run_id = conn.execute(select(RUNS.c.id).where(RUNS.c.dry_run.is_(False)).order_by(RUNS.c.started_at.desc()).limit(1)).scalar()
+    if run_id is None:
+        raise UnknownRun("the target has no runs yet")
+    return str(run_id)
+
+
+def progress_of(stats: dict[str, Any], status: str, now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """A run's progress as recorded by its last committed batch, with its rate and, while it
+    runs, the time left at that rate (an estimate)."""
+    progress = (stats or {}).get("progress")
+    if not isinstance(progress, dict):
+        return None
+    shown = dict(progress)
+    files, done = progress.get("files"), progress.get("files_done")
+    if isinstance(files, int) and isinstance(done, int) and files:
+        shown["percent"] = round(100 * done / files, 1)
+    started = progress.get("started_at")
+    if isinstance(started, str) and isinstance(done, int):
+        reference = now or utcnow()
+        if status != "running" and isinstance(progress.get("updated_at"), str):
+            reference = dt.datetime.fromisoformat(progress["updated_at"])
+        elapsed = (reference - dt.datetime.fromisoformat(started)).total_seconds()
+        if elapsed > 0:
+            rate = done / elapsed
+            shown["files_per_second"] = round(rate, 1)
+            shown["files_per_minute"] = round(rate * 60)
+            if status == "running" and isinstance(files, int) and rate > 0:
+                shown["eta_seconds"] = round((files - done) / rate, 1)
+    return shown
+
+
+def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
+    """One run (the latest when ``run_id`` is None): state, wave, progress while it runs, totals,
+    check results and backup when it is done, and the command that undoes it."""
+    run_id = run_id or latest_run_id(engine)
+    with engine.connect() as conn:
+        run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+        if run is None:
+            raise UnknownRun(f"run {run_id} is not in this target's migration_runs")
+        totals = run_totals(conn, run_id)
+        mode = _mode(conn, run)
+    stats = run.stats or {}
+    backup = stats.get("backup") or {}
+    reversible = run.status in ("completed", "failed") and backup.get("state") == "sealed"
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "mode": mode,
+        "source_directory": run.source_directory,
+        "wave": run.partition_key,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "error": run.error,
+        "progress": progress_of(stats, run.status),
+        "totals": totals,
+        "peak_rss_mb": stats.get("peak_rss_mb") or (stats.get("ingest_records") or {}).get("peak_rss_mb"),
+        "integrity": results_of_run(engine, run_id),
+        "backup": backup or None,
+        "rules": {k: (run.rules or {}).get(k) for k in ("file", "hash")} if run.rules else None,
+        "rollback_command": f"python -m migration_assets.cli rollback {run.id} --confirm" if reversible else None,
+    }
+
+
+def run_history(engine: Engine, *, limit: int = 20, source: str | None = None) -> dict[str, Any]:
+    """The latest runs, newest first: when, source, mode, totals, state, rolled back or not."""
+    query = select(RUNS).where(RUNS.c.dry_run.is_(False)).order_by(RUNS.c.started_at.desc()).limit(limit)
+    if source is not None:
+        query = query.where(RUNS.c.source_directory == source)
+    runs = []
+    with engine.connect() as conn:
+        for run in conn.execute(query).all():
+            totals = run_totals(conn, run.id)
+            runs.append(
+                {
+                    "run_id": run.id,
+                    "started_at": _iso(run.started_at),
+                    "finished_at": _iso(run.finished_at),
+                    "source_directory": run.source_directory,
+                    "mode": _mode(conn, run),
+                    "status": run.status,
+                    "rolled_back": run.status == "rolled_back",
+                    "files": totals["files"],
+                    "records": totals["records"],
+                }
+            )
+    return {"runs": runs, "limit": limit, "source_directory": source}
+
+
+def target_stats(engine: Engine) -> dict[str, Any]:
+    """What the target holds: content by format, type and source; knowledge and embeddings;
+    runs by state; rejections by reason and by rule."""
+    with engine.connect() as conn:
+
+        def grouped(column: Any, table: Any = CONTENT) -> dict[str, int]:
+            rows = conn.execute(select(column, func.count()).select_from(table).group_by(column).order_by(func.count().desc())).all()
+            return {str(key) if key is not None else "(none)": int(count) for key, count in rows}
+
+        content = {
+            "total": conn.execute(select(func.count()).select_from(CONTENT)).scalar_one(),
+            "by_format": grouped(CONTENT.c.source_format),
+            "by_type": grouped(CONTENT.c.content_type),
+            "by_source": grouped(CONTENT.c.source_root),
+        }
+        knowledge = {
+            "items": conn.execute(select(func.count()).select_from(KNOWLEDGE)).scalar_one(),
+            "content_items_with_knowledge": conn.execute(select(func.count(func.distinct(KNOWLEDGE.c.content_item_id)))).scalar_one(),
+        }
+        embeddings = {
+            "total": conn.execute(select(func.count()).select_from(EMBEDDINGS)).scalar_one(),
+            "by_model": grouped(EMBEDDINGS.c.model, EMBEDDINGS),
+        }
+        runs = grouped(RUNS.c.status, RUNS)
+        reasons: Counter[str] = Counter()
+        rejected_rules: Counter[str] = Counter()
+        for reason, rules in conn.execute(select(REJECTED.c.reason, REJECTED.c.rules)):
+            reasons[error_type(reason)] += 1
+            rejected_rules.update(set(rules or ()))
+        warned_rules: Counter[str] = Counter()
+        for (rules,) in conn.execute(select(WARNINGS.c.rules)):
+            warned_rules.update(set(rules or ()))
+    return {
+        "content_items": content,
+        "knowledge_items": knowledge,
+        "embeddings": embeddings,
+        "runs": runs,
+        "rejections": {"total": sum(reasons.values()), "by_reason": dict(reasons.most_common()), "by_rule": dict(rejected_rules.most_common())},
+        "warnings": {"by_rule": dict(warned_rules.most_common())},
+    }
