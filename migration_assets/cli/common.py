@@ -8,6 +8,7 @@ import functools
 import json
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,8 @@ def reported(command: F) -> F:
         try:
             result = command(*args, out=out, **kwargs)
         except Failure as exc:
+            if verbose and exc.__context__ is not None:  # what lay under the one line
+                traceback.print_exception(exc.__context__, file=sys.stderr)
             out.fail(exc)
         except SQLAlchemyError as exc:
             if verbose:
