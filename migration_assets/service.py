@@ -26,7 +26,7 @@ from migration_assets.derivation import Derivation, DerivedRecords
 from migration_assets.embeddings import EmbeddingProvider, get_provider
 from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
-from migration_assets.memory import bulk_allocation
+from migration_assets.memory import bulk_allocation, peak_rss_mb
 from migration_assets.outputs import check_writable
 from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.rules import MigrationRules
@@ -176,6 +176,7 @@ def _ingest(
                         "files_done": before + len(files),
                         "files": files_total,
                         **{key: getattr(so_far, key) for key in ("inserted", "updated", "unchanged", "rejected")},
+                        "peak_rss_mb": peak_rss_mb(),
                         "started_at": started.isoformat(),
                     },
                 )

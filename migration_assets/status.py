@@ -91,7 +91,9 @@ def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
         "error": run.error,
         "progress": progress_of(stats, run.status),
         "totals": totals,
-        "peak_rss_mb": stats.get("peak_rss_mb") or (stats.get("ingest_records") or {}).get("peak_rss_mb"),
+        "peak_rss_mb": stats.get("peak_rss_mb")
+        or (stats.get("ingest_records") or {}).get("peak_rss_mb")
+        or (stats.get("progress") or {}).get("peak_rss_mb"),
         "integrity": results_of_run(engine, run_id),
         "backup": backup or None,
         "rules": {k: (run.rules or {}).get(k) for k in ("file", "hash")} if run.rules else None,

@@ -185,6 +185,7 @@ def test_status_follows_a_migration_running_in_another_process_and_ends_agreeing
     assert seen, "no status showed the run going"
     first = seen[0]
     assert first["files"] == len(corpus.files) and 0 < first["files_done"] <= first["files"] and "percent" in first
+    assert first["peak_rss_mb"] > 0 and {"inserted", "rejected"} <= set(first)
     assert any("eta_seconds" in p and "files_per_second" in p for p in seen)
     final = document(run("status", "--json", home=home, url=target_url))["data"]
     report = json.loads((tmp_path / "bk" / "migration_report.json").read_text())

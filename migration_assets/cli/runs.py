@@ -77,7 +77,8 @@ def status(out: Output, run_id: str | None, database_url: str | None) -> Result:
         eta = f", ETA {progress['eta_seconds']:.0f} s" if progress.get("eta_seconds") is not None else ""
         lines.append(
             f"  progress: {progress.get('files_done')}/{progress.get('files')} files ({progress.get('percent', 0)}%), "
-            f"{progress.get('inserted', 0)} inserted, {progress.get('rejected', 0)} rejected, {progress.get('files_per_second', '?')} files/s{eta}"
+            f"{progress.get('inserted', 0)} inserted, {progress.get('rejected', 0)} rejected, {progress.get('files_per_second', '?')} files/s{eta}, "
+            f"peak memory {progress.get('peak_rss_mb', '?')} MB"
         )
     lines.append(
         f"  files: {totals['files']} ({totals['migrated']} migrated, {totals['skipped']} skipped, {totals['rejected']} rejected); "
