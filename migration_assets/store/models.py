@@ -261,3 +261,22 @@ class MigrationBackup(Base):
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, typed as one (for bulk statements)."""
     return cast(Table, model.__table__)
+
+
+class AuditEntry(Base):
+    """A request to the REST API that changed something, or that was refused: who (the token's
+    name and role), what, on which run, with which parameters (secrets removed), and how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(100))  # the token's name; none for a request without a valid token
+    role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(100))  # e.g. "POST /api/v1/migration/start"
+    target_run: Mapped[str | None] = mapped_column(String(64), index=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str] = mapped_column(String(20))  # succeeded | failed | refused
+    status_code: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(String(100))  # the client's address

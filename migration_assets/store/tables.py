@@ -1,6 +1,7 @@
 """The Core tables behind the models, typed as tables: one handle each, for bulk statements."""
 
 from migration_assets.store.models import (
+    AuditEntry,
     ContentItem,
     DataIntegrityCheck,
     Embedding,
@@ -30,3 +31,4 @@ BACKUPS = table_of(MigrationBackup)
 WAVES = table_of(MigrationWave)
 JOURNAL_TXS = table_of(JournalTransaction)
 DEPENDENCIES = table_of(RunDependency)
+AUDIT = table_of(AuditEntry)
