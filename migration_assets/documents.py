@@ -9,18 +9,19 @@ import json
 from typing import Any
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """Now, as the envelope's ``timestamp`` (UTC, ISO 8601)."""
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def success(message: str, data: dict[str, Any]) -> dict[str, Any]:
-    return {"success": True, "message": message, "data": data, "timestamp": _now()}
+    return {"success": True, "message": message, "data": data, "timestamp": timestamp()}
 
 
 def failure(error: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """``error`` is a kind a program can branch on (``usage_error``, ``invalid_rules``,
     ``unknown_run``, ``refused``, ``not_writable``, ``database_error``, ``failed``)."""
-    return {"success": False, "error": error, "message": message, "details": details or {}, "timestamp": _now()}
+    return {"success": False, "error": error, "message": message, "details": details or {}, "timestamp": timestamp()}
 
 
 def dumps(document: dict[str, Any]) -> str:

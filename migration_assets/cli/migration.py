@@ -118,12 +118,9 @@ def validate(out: Output, source: str, output: str, batch_size: int, max_file_si
     finally:
         progress.close()
     Path(output).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    totals = report["totals"]
-    message = (
-        f"{totals.get('files', 0)} files: {totals.get('valid_files', 0)} valid, {totals.get('invalid_files', 0)} invalid, "
-        f"{totals.get('skipped_files', 0)} skipped; {totals.get('records', 0)} records: {totals.get('valid_records', 0)} valid "
-        f"({totals.get('warned_records', 0)} with warnings), {totals.get('invalid_records', 0)} invalid. Report: {output}"
-    )
+    from migration_assets.operations import validation_message
+
+    message = f"{validation_message(report)}. Report: {output}"
     lines = [message, rules_line(rules)]
     lines += [f"  {rule:<24} {counts['rejected']:>6} rejected  {counts['warned']:>6} warned" for rule, counts in report["by_rule"].items()]
     if out.verbose:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy import Engine
@@ -23,7 +22,7 @@ from migration_assets.cli.common import (
     target_url,
 )
 from migration_assets.config import MigrationConfig
-from migration_assets.outputs import OutputNotWritable, check_writable
+from migration_assets.outputs import OutputNotWritable
 from migration_assets.store.database import redact_url
 
 
@@ -62,15 +61,13 @@ def status(out: Output, run_id: str | None, database_url: str | None) -> Result:
       python -m migration_assets.cli status
       python -m migration_assets.cli status 0c791e4e-c3d1-437d-9513-97d0035e9b3d --json
     """
-    from migration_assets.lifecycle import recover_stale_runs
-    from migration_assets.status import run_status
+    from migration_assets.operations import status_document
 
     url = target_url(database_url)
     engine = _existing_target(url)
-    recover_stale_runs(engine, url)  # a run whose process is gone is not shown running
-    document = run_status(engine, _known_run(engine, run_id))
+    message, document = status_document(engine, url, _known_run(engine, run_id))  # a run whose process is gone is not shown running
     totals, records = document["totals"], document["totals"]["records"]
-    lines = [f"Run {document['run_id']}: {document['status']} ({document['mode']}), source {document['source_directory']}"]
+    lines = [message]
     lines.append(f"  started {document['started_at']}, finished {document['finished_at'] or '-'}")
     progress = document["progress"]
     if progress and document["status"] == "running":
@@ -109,17 +106,16 @@ def history(out: Output, limit: int, source: str | None, database_url: str | Non
     Example:
       python -m migration_assets.cli history --limit 10 --source /legacy/data
     """
-    from migration_assets.status import run_history
+    from migration_assets.operations import history_document
 
     engine = _existing_target(target_url(database_url))
-    document = run_history(engine, limit=limit, source=str(Path(source).resolve()) if source else None)
+    message, document = history_document(engine, limit=limit, source=str(Path(source).resolve()) if source else None)
     lines = [
         f"{run['started_at'][:19]}  {run['run_id']}  {run['status']:<11} {run['mode']:<11} {run['files']:>6} files  "
         f"{run['records']['inserted']:>7} ins {run['records']['updated']:>6} upd {run['records']['unchanged']:>7} same "
         f"{run['records']['rejected']:>5} rej  {run['source_directory']}"
         for run in document["runs"]
     ]
-    message = f"{len(document['runs'])} runs"
     return Result(message, document, lines or ["No runs yet."])
 
 
@@ -135,9 +131,9 @@ def stats(out: Output, database_url: str | None) -> Result:
     Example:
       python -m migration_assets.cli stats --json
     """
-    from migration_assets.status import target_stats
+    from migration_assets.operations import stats_document
 
-    document = target_stats(_existing_target(target_url(database_url)))
+    message, document = stats_document(_existing_target(target_url(database_url)))
     content = document["content_items"]
 
     def listed(counts: dict[str, int]) -> str:
@@ -152,7 +148,7 @@ def stats(out: Output, database_url: str | None) -> Result:
         f"Runs: {listed(document['runs'])}",
         f"Rejections: {document['rejections']['total']} — {listed(document['rejections']['by_reason'])}",
     ]
-    return Result(lines[0], document, lines)
+    return Result(message, document, lines)
 
 
 @click.command()
@@ -175,7 +171,7 @@ def rollback(out: Output, run_id: str | None, rollback_file: str | None, confirm
       python -m migration_assets.cli rollback --rollback-file /backups/rollback_info.json --confirm
     """
     from migration_assets.backup import BackupError
-    from migration_assets.rollback import rollback as undo
+    from migration_assets.operations import rollback_document
 
     if not run_id and not rollback_file:
         raise Failure("name the run to roll back: RUN_ID, or --rollback-file FILE", code=2, kind="usage_error")
@@ -185,7 +181,9 @@ def rollback(out: Output, run_id: str | None, rollback_file: str | None, confirm
         _known_run(engine, run_id)
     progress = out.progress("rollback", unit="runs")
     try:
-        plan = undo(engine, Path(rollback_file) if rollback_file else None, url, run_id=run_id, confirm=confirm, cascade=cascade)
+        message, document = rollback_document(
+            engine, url, run_id=run_id, rollback_file=Path(rollback_file) if rollback_file else None, confirm=confirm, cascade=cascade
+        )
     except BackupError as exc:
         raise Failure(f"rollback refused: {exc}", kind="refused") from None
     except (SQLAlchemyError, OSError) as exc:
@@ -193,13 +191,12 @@ def rollback(out: Output, run_id: str | None, rollback_file: str | None, confirm
     finally:
         progress.close()
     lines = []
-    for each in plan.runs:
-        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.changes[each].items())) or "no changes"
-        lines.append(f"{'Rolled back' if plan.applied else 'Would roll back'} run {each}: undo {changes}")
-        out.event("Rollback", migration_id=each, applied=plan.applied, changes=plan.changes[each])
-    if not plan.applied:
+    for each in document["runs"]:
+        changes = ", ".join(f"{n} {kind}" for kind, n in sorted(document["changes"][each].items())) or "no changes"
+        lines.append(f"{'Rolled back' if document['applied'] else 'Would roll back'} run {each}: undo {changes}")
+        out.event("Rollback", migration_id=each, applied=document["applied"], changes=document["changes"][each])
+    if not document["applied"]:
         lines.append("Nothing was changed. Add --confirm to carry it out.")
-    document = {"run_id": plan.run_id, "runs": plan.runs, "changes": plan.changes, "applied": plan.applied}
     return Result(lines[0], document, lines)
 
 
@@ -243,15 +240,14 @@ def export_command(out: Output, output: str, database_url: str | None) -> Result
     Example:
       python -m migration_assets.cli export --output /exports/2026-12-01
     """
-    from migration_assets.transfer import export_content
+    from migration_assets.operations import export_document
 
     url = target_url(database_url)
+    engine = _existing_target(url)
     try:
-        check_writable(Path(output))
+        message, manifest = export_document(engine, url, Path(output).resolve())
     except OutputNotWritable as exc:
         raise Failure(str(exc), kind="not_writable") from None
-    manifest = export_content(_existing_target(url), Path(output), url)
-    message = f"Exported {manifest['files'][0]['rows']} content items to {output}"
     return Result(message, manifest)
 
 
@@ -275,7 +271,7 @@ def import_command(out: Output, source: str, backup: str | None, no_validate: bo
     """
     from migration_assets.backup import BackupError
     from migration_assets.config import backup_directory_from_env
-    from migration_assets.service import import_export
+    from migration_assets.operations import import_document
     from migration_assets.transfer import ExportError
 
     rules_path, _ = rules_of(rules_file)
@@ -285,26 +281,14 @@ def import_command(out: Output, source: str, backup: str | None, no_validate: bo
     config = MigrationConfig(source_directory=str(input_dir), backup_directory=backup_dir, validate_data=not no_validate, rules_file=rules_path)
     progress = out.progress("import", unit="lines")
     try:
-        outcome = import_export(config, url, input_dir, on_lines=lambda done, total: progress.update(done, total))
+        message, document = import_document(config, url, input_dir, on_lines=lambda done, total: progress.update(done, total))
     except (ExportError, OutputNotWritable) as exc:
         raise Failure(f"import refused: {exc}", kind="refused") from None
     except (BackupError, SQLAlchemyError, OSError) as exc:
         raise Failure(f"import failed: {one_line(exc)}", kind="failed") from None
     finally:
         progress.close()
-    counts = outcome.counts
-    message = (
-        f"Imported (run {outcome.run_id}): {counts['inserted']} inserted, {counts['updated']} updated, {counts['unchanged']} unchanged, "
-        f"{counts['rejected']} rejected, {counts['warned']} with warnings"
-    )
-    lines = [message] + [f"  {rule:<24} {tally['rejected']:>6} rejected  {tally['warned']:>6} warned" for rule, tally in outcome.by_rule.items()]
-    if outcome.report_path:
-        lines.append(f"Report: {outcome.report_path}")
-    document: dict[str, Any] = {
-        "run_id": outcome.run_id,
-        "counts": counts,
-        "by_rule": outcome.by_rule,
-        "report": str(outcome.report_path) if outcome.report_path else None,
-        "reversible": outcome.not_reversible is None,
-    }
+    lines = [message] + [f"  {rule:<24} {tally['rejected']:>6} rejected  {tally['warned']:>6} warned" for rule, tally in document["by_rule"].items()]
+    if document["report"]:
+        lines.append(f"Report: {document['report']}")
     return Result(message, document, lines)
