@@ -19,9 +19,9 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
-def process_identity() -> dict[str, Any]:
-    """This process: host, pid and start time."""
-    pid = os.getpid()
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """This process (or the child ``pid`` on this host): host, pid and start time."""
+    pid = os.getpid() if pid is None else pid
     return {"host": socket.gethostname(), "pid": pid, "started": _start_ticks(pid)}
 
 

@@ -43,11 +43,10 @@ class LaunchResult:
     error: str | None = None
 
 
-def default_instance() -> dg.DagsterInstance:
-    """The instance in ``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory,
-    created with the project's ``dagster.yaml`` when the working directory has one."""
-    import dagster as dg
-
+def ensure_dagster_home() -> Path:
+    """``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory, created with
+    the project's ``dagster.yaml`` when the working directory has one (and set for this process
+    and the processes it starts)."""
     if not os.environ.get("DAGSTER_HOME"):
         home = Path.cwd() / ".dagster_home"
         home.mkdir(parents=True, exist_ok=True)
@@ -56,6 +55,14 @@ def default_instance() -> dg.DagsterInstance:
             project_settings = Path.cwd() / "dagster.yaml"
             settings.write_text(project_settings.read_text() if project_settings.exists() else "telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(home)
+    return Path(os.environ["DAGSTER_HOME"])
+
+
+def default_instance() -> dg.DagsterInstance:
+    """The instance in ``DAGSTER_HOME`` (see ``ensure_dagster_home``)."""
+    import dagster as dg
+
+    ensure_dagster_home()
     return dg.DagsterInstance.get()
 
 
@@ -67,11 +74,13 @@ def run_migration(
     log_level: str = "WARNING",
     tags: dict[str, str] | None = None,
     on_planned: Callable[[str], None] | None = None,
+    run_id: str | None = None,
 ) -> LaunchResult | None:
     """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
     and drifted ones) and materialize it into ``database_url``. Returns None when an
     incremental plan finds nothing to do; never raises for a failed run, returns it.
-    ``on_planned`` hears the wave's partition key before its run starts (to watch its progress)."""
+    ``on_planned`` hears the wave's partition key before its run starts (to watch its progress);
+    ``run_id`` gives the run its id (one chosen before the launch, as the API's)."""
     from migration_assets.lifecycle import recover_stale_runs
 
     engine = get_engine(database_url)
@@ -81,7 +90,7 @@ def run_migration(
         return None
     if on_planned:
         on_planned(waves[0].partition_key)
-    return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags)
+    return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags, run_id=run_id)
 
 
 def run_wave(
@@ -92,6 +101,7 @@ def run_wave(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
     tags: dict[str, str] | None = None,
+    run_id: str | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
     from migration_assets.definitions import defs
@@ -110,7 +120,9 @@ def run_wave(
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }
-    result = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags)
+    result = job.execute_in_process(
+        run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags, run_id=run_id
+    )
     error = None
     if not result.success:
         failures = [event for event in result.all_events if event.is_step_failure]
