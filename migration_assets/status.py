@@ -166,3 +166,38 @@ def target_stats(engine: Engine) -> dict[str, Any]:
         "rejections": {"total": sum(reasons.values()), "by_reason": dict(reasons.most_common()), "by_rule": dict(rejected_rules.most_common())},
         "warnings": {"by_rule": dict(warned_rules.most_common())},
     }
+
+
+def progress_event(document: dict[str, Any]) -> dict[str, Any]:
+    """A run's status as one live progress event (the spec's metrics): percent, files done of
+    all, records that succeeded and failed, files/minute, the writer's peak memory."""
+    progress = document.get("progress") or {}
+    succeeded = sum(int(progress.get(key) or 0) for key in ("inserted", "updated", "unchanged"))
+    return {
+        "event": "progress",
+        "migration_id": document["run_id"],
+        "status": document["status"],
+        "stage": progress.get("stage", "starting"),
+        "percent": progress.get("percent", 0.0),
+        "files_done": progress.get("files_done", 0),
+        "files_total": progress.get("files"),
+        "records_succeeded": succeeded,
+        "records_failed": int(progress.get("rejected") or 0),
+        "files_per_minute": progress.get("files_per_minute"),
+        "eta_seconds": progress.get("eta_seconds"),
+        "memory_mb": progress.get("peak_rss_mb"),
+    }
+
+
+def final_event(document: dict[str, Any]) -> dict[str, Any]:
+    """The last event of a run that has ended: its state and totals, its checks, how to undo it."""
+    return {
+        "event": "finished",
+        "migration_id": document["run_id"],
+        "status": document["status"],
+        "error": document["error"],
+        "totals": document["totals"],
+        "integrity": [{"check": c["check"], "passed": c["passed"]} for c in document["integrity"]],
+        "memory_mb": document["peak_rss_mb"],
+        "rollback_command": document["rollback_command"],
+    }
