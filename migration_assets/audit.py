@@ -34,8 +34,9 @@ def without_secrets(value: Any, depth: int = 0) -> Any:
 
 
 def _text(value: str, limit: int = 4000) -> str:
-    """A text a database stores as given: NUL characters (which PostgreSQL refuses) written out, cut to ``limit``."""
-    value = value.replace("\x00", "\\x00")
+    """A text any database stores as given: NUL characters and lone surrogates (which PostgreSQL
+    refuses) written out as escapes, cut to ``limit``."""
+    value = value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate too
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

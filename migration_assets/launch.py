@@ -28,6 +28,7 @@ from migration_assets.store.runs import start_run
 from migration_assets.store.tables import RUNS
 
 LAUNCH_LOGS = "launches"
+_STARTING = threading.Lock()
 
 
 class AlreadyRunning(RuntimeError):
@@ -44,12 +45,13 @@ def start_migration(config: MigrationConfig, database_url: str, *, tags: dict[st
     engine = get_engine(database_url)
     recover_stale_runs(engine, database_url)
     source = str(config.source_path)
-    with engine.connect() as conn:
-        running = conn.execute(select(RUNS.c.id).where(RUNS.c.status == "running", RUNS.c.source_directory == source)).scalar()
-    if running is not None:
-        raise AlreadyRunning(running, source)
     run_id = str(uuid.uuid4())
-    start_run(engine, run_id, source_directory=source, config=config.model_dump())  # owned by this process until the launch
+    with _STARTING:  # two requests at once: the second sees the first's row
+        with engine.connect() as conn:
+            running = conn.execute(select(RUNS.c.id).where(RUNS.c.status == "running", RUNS.c.source_directory == source)).scalar()
+        if running is not None:
+            raise AlreadyRunning(running, source)
+        start_run(engine, run_id, source_directory=source, config=config.model_dump())  # owned by this process until the launch
     logs = config.backup_path / LAUNCH_LOGS
     logs.mkdir(parents=True, exist_ok=True)
     payload = {"run_id": run_id, "config": config.model_dump(), "database_url": database_url, "tags": tags or {}}

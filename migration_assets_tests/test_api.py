@@ -529,6 +529,16 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(serve
     migration_id = server.post(f"{API}/migration/start", json={"source_directory": str(corpus.root)}, headers=ADMIN).json()["data"]["migration_id"]
     assert follow(server, migration_id)[-1]["status"] == "completed"
     item = server.get(f"{API}/content/items", params={"per_page": 1}, headers=VIEWER).json()["data"]["items"][0]
+    # texts no database stores (NUL, lone surrogates) are refused, answered as JSON, and audited
+    before = server.get(f"{API}/audit", headers=ADMIN).json()["data"]["total"]
+    for raw in (
+        b'{"source_directory": "/x\\ud800y"}',
+        b'{"\\udcff": 1, "source_directory": "\\u0000"}',
+        b'{"source_directory": "/a", "rules_file": "\\ud800"}',
+    ):
+        response = server.post(f"{API}/migration/start", content=raw, headers={**ADMIN, "content-type": "application/json"})
+        assert response.status_code == 422 and response.json()["error"] == "validation_error", response.text
+    assert server.get(f"{API}/audit", headers=ADMIN).json()["data"]["total"] == before + 3
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f'[parameters]\n"path.migration_id" = "{migration_id}"\n"path.item_id" = {item["id"]}\n"path.legacy_id" = {json.dumps(item["legacy_id"])}\n'
@@ -546,3 +556,26 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(serve
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "passed" in done.stdout and "failed" not in done.stdout.split("SUMMARY")[-1].lower()
+
+
+def test_a_started_migration_whose_process_is_killed_ends_failed_and_can_be_started_again(sqlite_server: Server) -> None:
+    import signal
+
+    from migration_assets.store.tables import RUNS
+
+    corpus = make_corpus(sqlite_server.root / "legacy", 200, seed=9)
+    body = {"source_directory": str(corpus.root)}
+    migration_id = sqlite_server.post(f"{API}/migration/start", json=body, headers=ADMIN).json()["data"]["migration_id"]
+    with get_engine(sqlite_server.url).connect() as conn:
+        process = conn.execute(select(RUNS.c.process).where(RUNS.c.id == migration_id)).scalar_one()
+    assert process["pid"] != sqlite_server.process.pid
+    os.killpg(process["pid"], signal.SIGKILL)  # the launched process, and anything it started
+    deadline = time.monotonic() + 60
+    while (status := sqlite_server.get(f"{API}/migration/status/{migration_id}", headers=VIEWER).json()["data"])["status"] == "running":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status["status"] == "failed" and "is gone" in status["error"]
+    final = follow(sqlite_server, migration_id)[-1]
+    assert final["event"] == "finished" and final["status"] == "failed" and final["error"] == status["error"]
+    again = sqlite_server.post(f"{API}/migration/start", json=body, headers=ADMIN)
+    assert again.status_code == 202 and follow(sqlite_server, again.json()["data"]["migration_id"])[-1]["status"] == "completed"

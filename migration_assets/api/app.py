@@ -56,13 +56,20 @@ class ApiError(Exception):
         self.run = run
 
 
+class EnvelopeResponse(JSONResponse):
+    """JSON as UTF-8, any text that is not (a lone surrogate a client sent) as its JSON escape."""
+
+    def render(self, content: Any) -> bytes:
+        return documents.dumps(content).encode("utf-8", "backslashreplace")
+
+
 def _error_response(status: int, kind: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(documents.failure(kind, message, details), status_code=status, headers=headers)
+    return EnvelopeResponse(documents.failure(kind, message, details), status_code=status, headers=headers)
 
 
 def _ok(message: str, data: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(documents.success(message, data), status_code=status)
+    return EnvelopeResponse(documents.success(message, data), status_code=status)
 
 
 HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
