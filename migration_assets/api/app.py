@@ -134,7 +134,7 @@ class AuditAndLimits:
         action = f"{scope['method']} {getattr(route, 'path', None) or scope['path']}"
         caller: Caller | None = state.get("caller")
         client = scope.get("client")
-        entry = {
+        entry: dict[str, Any] = {
             "action": action,
             "outcome": "succeeded" if status < 400 else "failed" if status >= 500 else "refused",
             "status_code": status,
@@ -159,6 +159,15 @@ def create_app(*, access: Access, database_url: str | None = None, backup_direct
         title="migration-assets",
         version="1",
         summary="Migrate a legacy content store into one relational database: validate, start, follow, undo.",
+        description=(
+            "Every request needs `Authorization: Bearer <token>` (401 without a valid one); starting, rolling back, cleaning up, "
+            "exporting, importing and reading the audit log need the `admin` role (403 otherwise). Paths in requests must be "
+            "absolute and lie under the server's allowed roots. Every response is the envelope `{success, message, data, timestamp}`, "
+            "every error `{success: false, error, message, details: {field_errors}, timestamp}`.\n\n"
+            "Live progress of a migration: the WebSocket `/api/v1/migration/ws/{migration_id}` (the same bearer token, or "
+            "`?access_token=`) sends `progress` events (percent, files done of all, records succeeded and failed, files/minute, "
+            "memory) until the run ends, then one `finished` event with its totals, and closes."
+        ),
         openapi_url=f"{PREFIX}/openapi.json",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
