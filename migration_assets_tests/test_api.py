@@ -156,7 +156,7 @@ def table_counts(url: str) -> dict[str, int]:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in (CONTENT, KNOWLEDGE, EMBEDDINGS, MAPPINGS)}
 
 
-def test_the_workflow_through_the_api_alone(server: Server, tmp_path: Path) -> None:
+def test_the_workflow_through_the_api_alone(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = make_corpus(server.root / "legacy", 60, seed=11)
     expected = corpus.expected_records()
     before = table_counts(server.url)
@@ -183,7 +183,7 @@ def test_the_workflow_through_the_api_alone(server: Server, tmp_path: Path) -> N
     # the run is an ordinary Dagster run, tagged with who started it
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(server.home)
+    monkeypatch.setenv("DAGSTER_HOME", str(server.home))
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(migration_id)
         assert run is not None and run.job_name == "migrate" and run.tags["migration/started_by"] == "ops"
