@@ -62,7 +62,7 @@ def main(ctx: click.Context, host: str, port: int, database_url: str | None, ins
         click.echo(f"Error: the target database cannot be used: {one_line(exc)}", err=True)
         sys.exit(1)
     roots = ", ".join(str(r) for r in access.allowed_roots)
-    who = "no tokens (--insecure-local)" if access.insecure_local else f"{len(access.tokens)} tokens"
+    who = "no tokens (--insecure-local)" if access.insecure_local else f"{len(access.tokens)} token{'' if len(access.tokens) == 1 else 's'}"
     click.echo(f"migration-assets API on http://{host}:{port}/api/v1 — {who}; allowed roots: {roots}; Dagster instance: {home}", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
 
