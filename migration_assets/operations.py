@@ -102,3 +102,15 @@ def stats_document(engine: Engine) -> Document:
         f"{document['embeddings']['total']} embeddings"
     )
     return message, document
+
+
+def search_document(engine: Engine, query: str, *, limit: int = 10, filters: Any = None, provider_name: str | None = None) -> Document:
+    """The best content items for ``query`` (hybrid: vectors of the provider's model, and the
+    full-text index); ``filters`` a ``search.SearchFilters``."""
+    from migration_assets.config import embedding_provider_from_env
+    from migration_assets.embeddings import get_provider
+    from migration_assets.search import search
+
+    document = search(engine, query, provider=get_provider(provider_name or embedding_provider_from_env()), limit=limit, filters=filters)
+    found = len(document["results"])
+    return f"{found} result{'' if found == 1 else 's'} for {query!r}", document

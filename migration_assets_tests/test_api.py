@@ -246,6 +246,7 @@ def test_the_api_returns_the_documents_of_the_cli(sqlite_server: Server) -> None
         (f"/migration/status/{migration_id}", ["status", migration_id]),
         ("/migration/history", ["history"]),
         ("/migration/stats", ["stats"]),
+        ("/search?q=the+legacy+export&limit=5", ["search", "the legacy export", "--limit", "5"]),
     ):
         from_api, from_cli = sqlite_server.get(API + path, headers=VIEWER).json(), cli(*args)
         assert from_api["data"] == from_cli["data"] and from_api["message"] == from_cli["message"], path
@@ -509,6 +510,7 @@ def test_the_openapi_document_lists_every_endpoint_of_the_spec(client) -> None:
         ("post", "/migration/import"),
         ("get", "/content/items"),
         ("get", "/content/items/{item_id}"),
+        ("get", "/search"),
         ("get", "/audit"),
     }
     assert wanted <= {(method, path.removeprefix(API)) for path, item in document["paths"].items() for method in item}

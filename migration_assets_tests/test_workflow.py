@@ -15,7 +15,7 @@ import pytest
 
 from migration_assets_tests.conftest import make_corpus
 
-COMMANDS = ["analyze", "validate", "migrate", "status", "history", "stats", "check-incremental", "rollback", "cleanup", "export", "import"]
+COMMANDS = ["analyze", "validate", "migrate", "status", "history", "stats", "search", "check-incremental", "rollback", "cleanup", "export", "import"]
 
 
 def run(*args: str, home: Path, url: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -531,6 +531,27 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
         """One content item by id, whole, with its knowledge chunks."""
         return _item(request, item_id=item_id)
 
+    @api.get(f"{PREFIX}/search", tags=["content"], response_model=Envelope, responses=responses)
+    def search(
+        request: Request,
+        who: Viewer,
+        q: Annotated[str, Query(min_length=1, max_length=1000, description="What to look for: words, names, codes, or a question.")],
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        source: Annotated[str | None, Query(max_length=4096, description="Source directory the items came from.")] = None,
+        format: Annotated[str | None, Query(max_length=20, description="Source format.")] = None,
+        type: Annotated[str | None, Query(max_length=100, description="Content type.")] = None,
+        category: Annotated[str | None, Query(max_length=255, description="Category.")] = None,
+        tag: Annotated[str | None, Query(max_length=255, description="A tag the items carry.")] = None,
+    ) -> JSONResponse:
+        """The content items that best match ``q``, by meaning (the stored vectors of the
+        server's embedding provider) and by words (the full-text index), fused by rank (the
+        CLI's ``search --json``)."""
+        from migration_assets.operations import search_document
+        from migration_assets.search import SearchFilters
+
+        filters = SearchFilters(source=source, format=format, type=type, category=category, tag=tag)
+        return _ok(*search_document(_engine(request), q, limit=limit, filters=filters))
+
     @api.get(f"{PREFIX}/audit", tags=["audit"], response_model=Envelope, responses=responses)
     def audit_log(
         request: Request,

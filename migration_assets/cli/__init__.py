@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from migration_assets.cli.content import search
 from migration_assets.cli.migration import analyze, check_incremental, migrate, validate
 from migration_assets.cli.runs import cleanup, export_command, history, import_command, rollback, stats, status
 from migration_assets.documents import dumps, failure
@@ -40,7 +41,7 @@ def cli() -> None:
     """
 
 
-for command in (analyze, validate, migrate, status, history, stats, check_incremental, rollback, cleanup, export_command, import_command):
+for command in (analyze, validate, migrate, status, history, stats, search, check_incremental, rollback, cleanup, export_command, import_command):
     cli.add_command(command)
 
 
