@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
-from migration_assets.embeddings.base import can_send
+from migration_assets.embeddings.base import can_send, passage
 from migration_assets.records import LegacyRecord
 
 Bounds = list[tuple[int, int, int]]
@@ -68,7 +68,7 @@ def derive(records: Sequence[LegacyRecord], derivation: Derivation) -> DerivedRe
             continue
         chunks = chunk_text(content, derivation.chunk_chars)
         derived.chunks[(record.source_path, record.record_index)] = (record.record_hash, len(texts), [(c.index, c.start, c.end) for c in chunks])
-        texts += [c.text for c in chunks]
+        texts += [passage(derivation.provider, record.title, c.text) if derivation.provider else c.text for c in chunks]
     provider = derivation.provider
     if provider is not None:
         embedded = provider.embed(texts) if texts else np.zeros((0, provider.dimension))

@@ -16,6 +16,7 @@ from migration_assets.config import (
     MigrationConfig,
     backup_directory_from_env,
     database_url_from_env,
+    embedding_provider_from_env,
     rules_file_from_env,
     source_directory_from_env,
 )
@@ -43,7 +44,9 @@ class TargetDatabase(dg.ConfigurableResource):
 
 
 class EmbeddingModel(dg.ConfigurableResource):
-    """Which embedding provider turns knowledge chunks into vectors."""
+    """Which embedding provider turns knowledge chunks into vectors: ``hashing`` (the default),
+    ``minilm`` or ``minilm-static`` (the ``semantic`` extra); ``$MIGRATION_EMBEDDING_PROVIDER``
+    where the resource is built from the environment."""
 
     provider: str = "hashing-trigram-256"
 
@@ -58,5 +61,5 @@ def default_resources() -> dict[str, Any]:
             source_directory=source_directory_from_env(), backup_directory=backup_directory_from_env(), rules_file=rules_file_from_env()
         ),
         "target": TargetDatabase(url=database_url_from_env()),
-        "embedding_model": EmbeddingModel(),
+        "embedding_model": EmbeddingModel(provider=embedding_provider_from_env()),
     }

@@ -75,12 +75,14 @@ def run_migration(
     tags: dict[str, str] | None = None,
     on_planned: Callable[[str], None] | None = None,
     run_id: str | None = None,
+    embedding_provider: str | None = None,
 ) -> LaunchResult | None:
     """Plan a wave of ``config``'s source (every file, or with ``incremental`` the new, changed
     and drifted ones) and materialize it into ``database_url``. Returns None when an
     incremental plan finds nothing to do; never raises for a failed run, returns it.
     ``on_planned`` hears the wave's partition key before its run starts (to watch its progress);
-    ``run_id`` gives the run its id (one chosen before the launch, as the API's)."""
+    ``run_id`` gives the run its id (one chosen before the launch, as the API's);
+    ``embedding_provider`` the vectors' provider (default: ``$MIGRATION_EMBEDDING_PROVIDER``)."""
     from migration_assets.lifecycle import recover_stale_runs
 
     engine = get_engine(database_url)
@@ -90,7 +92,16 @@ def run_migration(
         return None
     if on_planned:
         on_planned(waves[0].partition_key)
-    return run_wave(config, database_url, waves[0].partition_key, instance=instance, log_level=log_level, tags=tags, run_id=run_id)
+    return run_wave(
+        config,
+        database_url,
+        waves[0].partition_key,
+        instance=instance,
+        log_level=log_level,
+        tags=tags,
+        run_id=run_id,
+        embedding_provider=embedding_provider,
+    )
 
 
 def run_wave(
@@ -102,8 +113,10 @@ def run_wave(
     log_level: str = "WARNING",
     tags: dict[str, str] | None = None,
     run_id: str | None = None,
+    embedding_provider: str | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
+    from migration_assets.config import embedding_provider_from_env
     from migration_assets.definitions import defs
     from migration_assets.lifecycle import close_run
     from migration_assets.partitions import WAVES
@@ -117,6 +130,7 @@ def run_wave(
         "resources": {
             "migration": {"config": config.model_dump()},
             "target": {"config": {"url": database_url}},
+            "embedding_model": {"config": {"provider": embedding_provider or embedding_provider_from_env()}},
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }

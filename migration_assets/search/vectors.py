@@ -67,7 +67,7 @@ class NumpyVectorIndex:
         if rows:
             matrix = np.vstack([np.asarray(r[2], dtype=np.float32) for r in rows])
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            matrix = matrix / np.where(norms == 0, 1, norms)
+            matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
         loaded = _Loaded(marker, np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64), matrix)

@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
-from migration_assets.embeddings.base import can_send
+from migration_assets.embeddings.base import can_send, passage
 from migration_assets.store.database import readonly_engine
 from migration_assets.store.tables import CONTENT, KNOWLEDGE
 
@@ -58,8 +58,8 @@ class DerivedWork:
         """The vectors of these knowledge chunks (those that still exist), and their ids."""
         assert self.provider is not None, "embedding work needs a provider"
         with self.engine.connect() as conn:
-            rows = conn.execute(select(KNOWLEDGE.c.id, KNOWLEDGE.c.text).where(KNOWLEDGE.c.id.in_(chunk_ids))).all()
-        return [row.id for row in rows], self.provider.embed([row.text for row in rows])
+            rows = conn.execute(select(KNOWLEDGE.c.id, KNOWLEDGE.c.title, KNOWLEDGE.c.text).where(KNOWLEDGE.c.id.in_(chunk_ids))).all()
+        return [row.id for row in rows], self.provider.embed([passage(self.provider, row.title, row.text) for row in rows])
 
 
 _work: DerivedWork | None = None

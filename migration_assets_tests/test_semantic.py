@@ -1,0 +1,163 @@
+"""Semantic embeddings: the MiniLM transformer and the static model distilled from it, offline;
+what they find on the labeled set beside the hashing embedder; switching providers re-embeds
+and never compares vectors of different models; unchanged chunks are never embedded again;
+a missing extra is one line saying what to install."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from migration_assets import service
+from migration_assets.config import MigrationConfig
+from migration_assets.embeddings import get_provider
+from migration_assets.search import search
+from migration_assets.store.database import get_engine
+from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
+from migration_assets_tests.labeled_search import DOCS, NAMES, PARAPHRASES, shared_words, write_store
+
+CLI = [sys.executable, "-m", "migration_assets.cli"]
+
+
+def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch):
+    from migration_assets.embeddings.minilm import ProviderUnavailable
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    with pytest.raises(ProviderUnavailable) as caught:
+        get_provider("minilm")
+    message = str(caught.value)
+    assert "\n" not in message and "pip install" in message and "semantic" in message and "sentence_transformers" in message
+
+
+def test_the_labeled_set_is_what_it_claims():
+    assert len(PARAPHRASES) >= 30 and len(NAMES) >= 10
+    assert not [(query, doc) for query, doc in PARAPHRASES if shared_words(query, doc)]
+    for name, doc in NAMES:  # each name occurs in its document only
+        assert [key for key, (title, content) in DOCS.items() if name.lower() in f"{title} {content}".lower()] == [doc]
+
+
+@pytest.fixture
+def labeled(tmp_path, sqlite_url, monkeypatch):
+    """The labeled store migrated (every document cut into its chunk, short or not)."""
+    write_store(tmp_path / "store")
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(tmp_path / "store"), "--backup", str(tmp_path / "bk"), "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = get_engine(sqlite_url)
+    config = MigrationConfig(source_directory=str(tmp_path / "store"), backup_directory=str(tmp_path / "bk"), knowledge_min_chars=1)
+    service.knowledge_stage(engine, "labeled", config)
+    return engine
+
+
+def first_rate(engine, provider, queries) -> float:
+    return sum(search(engine, query, provider=provider, limit=1)["results"][0]["legacy_id"] == doc for query, doc in queries) / len(queries)
+
+
+def test_minilm_finds_paraphrases_the_hashing_embedder_cannot_and_switching_re_embeds(labeled, semantic_available):
+    engine = labeled
+    hashing, minilm = get_provider("hashing"), get_provider("minilm")
+    service.embedding_stage(engine, "labeled", hashing)
+    hashing_paraphrases = first_rate(engine, hashing, PARAPHRASES)
+    assert first_rate(engine, hashing, NAMES) == 1.0  # the text index finds names whatever the vectors
+    # switching providers re-embeds every chunk, and only vectors of the query's model are compared
+    counts = service.embedding_stage(engine, "labeled", minilm)
+    with engine.connect() as conn:
+        models = dict(conn.execute(select(EMBEDDINGS.c.model, func.count()).group_by(EMBEDDINGS.c.model)).tuples().all())
+        chunks = conn.execute(select(func.count()).select_from(KNOWLEDGE)).scalar_one()
+        dimensions = set(conn.execute(select(EMBEDDINGS.c.dimension)).scalars())
+    assert models == {"all-MiniLM-L6-v2": chunks} and dimensions == {384} and counts.embedded == counts.replaced == chunks
+    assert search(engine, "refunds", provider=hashing)["matched"]["vector"] == 0  # hashing vectors are gone; none of MiniLM's compared
+    minilm_paraphrases = first_rate(engine, minilm, PARAPHRASES)
+    assert minilm_paraphrases >= 0.8 and minilm_paraphrases >= hashing_paraphrases + 0.6, (minilm_paraphrases, hashing_paraphrases)
+    assert first_rate(engine, minilm, NAMES) == 1.0
+    # unchanged chunks are never embedded again
+    again = service.embedding_stage(engine, "labeled", minilm)
+    assert again.embedded == again.replaced == 0
+
+
+def test_the_fast_path_gives_the_vectors_of_the_plain_model(semantic_available):
+    from migration_assets.embeddings.minilm import MiniLMEmbedder
+
+    texts = [title + "\n\n" + content for title, content in list(DOCS.values())[:12]]
+    fast, plain = MiniLMEmbedder().embed(texts), MiniLMEmbedder(fast=False).embed(texts)
+    assert fast.shape == (12, 384) and np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+    assert float(np.min(np.sum(fast * plain, axis=1))) > 0.999
+
+
+def test_the_static_model_is_distilled_once_cached_and_fast_to_load(tmp_path, monkeypatch, labeled, semantic_available):
+    from migration_assets.embeddings.minilm import StaticMiniLMEmbedder
+
+    monkeypatch.setenv("MIGRATION_MODEL_CACHE", str(tmp_path / "models"))
+    static = StaticMiniLMEmbedder()
+    vectors = static.embed(["a heavy frying pan", "boiling water for tea"])
+    assert vectors.shape == (2, 256) and (static.cached_path() / "config.json").is_file()
+    stamp = (static.cached_path() / "config.json").stat().st_mtime_ns
+    again = StaticMiniLMEmbedder().embed(["a heavy frying pan", "boiling water for tea"])  # loaded, not distilled
+    assert np.allclose(vectors, again) and (static.cached_path() / "config.json").stat().st_mtime_ns == stamp
+    service.embedding_stage(labeled, "labeled", static)
+    assert first_rate(labeled, static, NAMES) == 1.0 and first_rate(labeled, static, PARAPHRASES) >= 0.3
+
+
+def test_migrate_with_the_minilm_provider_records_its_model_with_every_vector(tmp_path, sqlite_url, semantic_available):
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    sample = Path(__file__).resolve().parent.parent / "migration_assets" / "sample_data" / "legacy"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "migration_assets.cli",
+            "migrate",
+            "--source",
+            str(sample),
+            "--backup",
+            str(tmp_path / "bk"),
+            "--embedding-provider",
+            "minilm",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)["data"]
+    assert all(check["passed"] for check in status["integrity"])
+    with get_engine(sqlite_url).connect() as conn:
+        assert set(conn.execute(select(EMBEDDINGS.c.model, EMBEDDINGS.c.dimension)).tuples()) == {("all-MiniLM-L6-v2", 384)}
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "migration_assets.cli",
+            "migrate",
+            "--source",
+            str(sample),
+            "--backup",
+            str(tmp_path / "bk"),
+            "--embedding-provider",
+            "bert-9",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown embedding provider" in bad.stderr
