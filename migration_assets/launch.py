@@ -24,7 +24,7 @@ from migration_assets.config import MigrationConfig
 from migration_assets.lifecycle import recover_stale_runs
 from migration_assets.processes import process_identity
 from migration_assets.store.database import get_engine
-from migration_assets.store.runs import start_run
+from migration_assets.store.runs import mark_failed, start_run
 from migration_assets.store.tables import RUNS
 
 LAUNCH_LOGS = "launches"
@@ -52,21 +52,25 @@ def start_migration(config: MigrationConfig, database_url: str, *, tags: dict[st
         if running is not None:
             raise AlreadyRunning(running, source)
         start_run(engine, run_id, source_directory=source, config=config.model_dump())  # owned by this process until the launch
-    logs = config.backup_path / LAUNCH_LOGS
-    logs.mkdir(parents=True, exist_ok=True)
     payload = {"run_id": run_id, "config": config.model_dump(), "database_url": database_url, "tags": tags or {}}
-    with open(logs / f"{run_id}.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "migration_assets.launch"],
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a signal to the server is not one to its runs
-            env=os.environ.copy(),
-        )
-    assert process.stdin is not None
-    process.stdin.write(json.dumps(payload).encode())
-    process.stdin.close()
+    try:
+        logs = config.backup_path / LAUNCH_LOGS
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{run_id}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "migration_assets.launch"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a signal to the server is not one to its runs
+                env=os.environ.copy(),
+            )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(payload).encode())
+        process.stdin.close()
+    except BaseException as exc:  # not launched: the row must not stay running under this live process
+        mark_failed(engine, run_id, f"the migration could not be launched: {exc}")
+        raise
     with engine.begin() as conn:
         conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(process=process_identity(process.pid)))
     # reaped when it ends: an unreaped child stays a zombie, which would look alive

@@ -368,6 +368,8 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
             run_id = start_migration(config, request.app.state.url, tags=tags)
         except AlreadyRunning as exc:
             raise ApiError(409, "conflict", str(exc), run=exc.run_id) from None
+        except OSError as exc:  # the server could not start the process (recorded as a failed run)
+            raise ApiError(503, "failed", f"the migration could not be launched: {exc.strerror or exc}") from None
         request.state.audit_run = run_id
         data = {
             "migration_id": run_id,
