@@ -91,19 +91,20 @@ def server_env(root: Path, url: str, home: Path) -> dict[str, str]:
 
 def start_server(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migration_assets.api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with open(cwd / f"api-server-{port}.log", "w") as log:  # a file, not a pipe nobody reads: a full pipe would block the server
+        process = subprocess.Popen(
+            [sys.executable, "-m", "migration_assets.api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the API server exited: {process.stdout.read() if process.stdout else ''}")
+            raise AssertionError(f"the API server exited: {(cwd / f'api-server-{port}.log').read_text()}")
         try:
             if httpx.get(f"{base}{API}/openapi.json", timeout=2).status_code == 200:
                 return process, base
@@ -548,7 +549,8 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(postg
     ):
         response = server.post(f"{API}/migration/start", content=raw, headers={**ADMIN, "content-type": "application/json"})
         assert response.status_code == 422 and response.json()["error"] == "validation_error", response.text
-    assert server.get(f"{API}/audit", headers=ADMIN).json()["data"]["total"] == before + 3
+    logs = "".join(p.read_text() for p in tmp_path.glob("api-server-*.log"))
+    assert server.get(f"{API}/audit", headers=ADMIN).json()["data"]["total"] == before + 3, logs[-3000:]
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f'[parameters]\n"path.migration_id" = "{migration_id}"\n"path.item_id" = {item["id"]}\n"path.legacy_id" = {json.dumps(item["legacy_id"])}\n'

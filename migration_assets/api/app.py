@@ -98,14 +98,12 @@ class AuditAndLimits:
         sent: dict[str, int] = {}
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            response = _error_response(413, "payload_too_large", f"the request body is over {self.max_body} bytes")
-            await response(scope, receive, send)
             await self._audit(scope, state, 413, f"body over {self.max_body} bytes")
+            await _error_response(413, "payload_too_large", f"the request body is over {self.max_body} bytes")(scope, receive, send)
             return
         if "\x00" in scope["path"] or b"%00" in (scope.get("query_string") or b""):
-            response = _error_response(422, "validation_error", "NUL characters are not allowed in a request's path or query")
-            await response(scope, receive, send)
             await self._audit(scope, state, 422, "NUL character in the path or query")
+            await _error_response(422, "validation_error", "NUL characters are not allowed in a request's path or query")(scope, receive, send)
             return
         received = 0
 
@@ -119,12 +117,19 @@ class AuditAndLimits:
             return message
 
         async def watched(message: Message) -> None:
+            # the audit row is written before the response leaves: a client that has its answer
+            # finds the request in the audit log
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
+                await self._audit(scope, state, message["status"], state.get("audit_detail"))
             await send(message)
 
-        await self.app(scope, limited, watched)
-        await self._audit(scope, state, sent.get("status", 500), state.get("audit_detail"))
+        try:
+            await self.app(scope, limited, watched)
+        except BaseException:
+            if "status" not in sent:  # it failed before any answer: audited as a failure
+                await self._audit(scope, state, 500, state.get("audit_detail") or "internal error")
+            raise
 
     async def _audit(self, scope: Scope, state: dict[str, Any], status: int, detail: str | None) -> None:
         changes = scope["method"] in ("POST", "PUT", "PATCH", "DELETE") or state.get("audit_change", False)
