@@ -152,7 +152,7 @@ class AuditAndLimits:
         }
         try:
             await run_in_threadpool(audit.record, self.api.state.engine, **entry)
-        except Exception:  # noqa: BLE001 - the response is sent; the failure to audit is logged loudly
+        except Exception:  # noqa: BLE001 - the request is answered all the same; the failure to audit is logged loudly
             log.exception("could not write the audit log entry for %s", action)
 
 
