@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from migration_assets.documents import iso
 from migration_assets.store.models import utcnow
 from migration_assets.store.tables import AUDIT
 
@@ -87,7 +88,7 @@ def entries(
     items = [
         {
             "id": row.id,
-            "at": row.at.isoformat() if row.at.tzinfo else row.at.isoformat() + "+00:00",
+            "at": iso(row.at),
             "actor": row.actor,
             "role": row.role,
             "action": row.action,

@@ -32,14 +32,10 @@ def backup_directory_from_env() -> str:
     return os.environ.get("MIGRATION_BACKUP_DIR") or DEFAULT_BACKUP_DIRECTORY
 
 
-DEFAULT_EMBEDDING_PROVIDER = "hashing-trigram-256"
-EMBEDDING_ALIASES = {"hashing": DEFAULT_EMBEDDING_PROVIDER}
-
-
 def embedding_provider_from_env() -> str:
-    """The embedding provider: ``MIGRATION_EMBEDDING_PROVIDER`` (``hashing`` by default)."""
-    name = os.environ.get("MIGRATION_EMBEDDING_PROVIDER") or DEFAULT_EMBEDDING_PROVIDER
-    return EMBEDDING_ALIASES.get(name, name)
+    """The embedding provider's name (``embeddings.get_provider`` reads it):
+    ``MIGRATION_EMBEDDING_PROVIDER``, ``hashing`` by default."""
+    return os.environ.get("MIGRATION_EMBEDDING_PROVIDER") or "hashing"
 
 
 def rules_file_from_env() -> str | None:

@@ -4,11 +4,11 @@ the database" with; the API's ``/api/v1/content/items``. Plain Python, no Dagste
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import Engine, RowMapping, func, select
 
+from migration_assets.documents import iso
 from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
 
 EXCERPT_CHARS = 280
@@ -16,12 +16,6 @@ EXCERPT_CHARS = 280
 
 class UnknownItem(LookupError):
     """No content item of that id or legacy id."""
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
 
 
 def _item(row: RowMapping, *, whole: bool) -> dict[str, Any]:
@@ -39,9 +33,9 @@ def _item(row: RowMapping, *, whole: bool) -> dict[str, Any]:
         "tags": list(row["tags"] or []),
         "metadata": row["metadata"] or {},
         "content_length": row["content_length"],
-        "created_at": _iso(row["created_at"]),
-        "migrated_at": _iso(row["migrated_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "created_at": iso(row["created_at"]),
+        "migrated_at": iso(row["migrated_at"]),
+        "updated_at": iso(row["updated_at"]),
         "run_id": row["run_id"],
     }
     if whole:

@@ -24,5 +24,12 @@ def failure(error: str, message: str, details: dict[str, Any] | None = None) -> 
     return {"success": False, "error": error, "message": message, "details": details or {}, "timestamp": timestamp()}
 
 
+def iso(moment: dt.datetime | None) -> str | None:
+    """A time as documents show it: ISO 8601, UTC when the database gave it without a zone."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
+
+
 def dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False, default=str)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from migration_assets.documents import iso
 from migration_assets.integrity import results_of_run
 from migration_assets.reports import error_type, run_totals
 from migration_assets.store.models import utcnow
@@ -20,18 +21,22 @@ class UnknownRun(LookupError):
     """A run id the target does not know (or no run at all)."""
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
-
-
 def _mode(conn: Any, run: Any) -> str:
     if run.id.startswith("import-"):
         return "import"
     keys = [k for k in (run.partition_key or "").split(",") if k]
     modes = sorted(set(conn.execute(select(WAVES.c.mode).where(WAVES.c.partition_key.in_(keys))).scalars())) if keys else []
     return ",".join(modes) or ("dry run" if run.dry_run else "unknown")
+
+
+def known_run(engine: Engine, run_id: str | None) -> str:
+    """``run_id`` when the target has that run (the latest run without one); ``UnknownRun`` otherwise."""
+    if run_id is None:
+        return latest_run_id(engine)
+    with engine.connect() as conn:
+        if conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+            raise UnknownRun(f"run {run_id} is not in this target's migration_runs")
+    return run_id
 
 
 def latest_run_id(engine: Engine) -> str:
@@ -86,8 +91,8 @@ def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
         "mode": mode,
         "source_directory": run.source_directory,
         "wave": run.partition_key,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
         "error": run.error,
         "progress": progress_of(stats, run.status),
         "totals": totals,
@@ -113,8 +118,8 @@ def run_history(engine: Engine, *, limit: int = 20, source: str | None = None) -
             runs.append(
                 {
                     "run_id": run.id,
-                    "started_at": _iso(run.started_at),
-                    "finished_at": _iso(run.finished_at),
+                    "started_at": iso(run.started_at),
+                    "finished_at": iso(run.finished_at),
                     "source_directory": run.source_directory,
                     "mode": _mode(conn, run),
                     "status": run.status,

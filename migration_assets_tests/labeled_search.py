@@ -16,6 +16,8 @@ import json
 import re
 from pathlib import Path
 
+from migration_assets.search.fulltext import STOPWORDS
+
 DOCS: dict[str, tuple[str, str]] = {
     "kb-password": (
         "Resetting a forgotten password",
@@ -170,72 +172,6 @@ NAMES: list[tuple[str, str]] = [
     ("/var/log/app", "eng-disk"),
     ("OSS scheme", "fin-vat"),
 ]
-
-STOPWORDS = set(
-    [
-        "a",
-        "an",
-        "the",
-        "i",
-        "my",
-        "me",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "to",
-        "of",
-        "in",
-        "on",
-        "at",
-        "for",
-        "from",
-        "with",
-        "by",
-        "and",
-        "or",
-        "is",
-        "are",
-        "be",
-        "do",
-        "does",
-        "can",
-        "what",
-        "how",
-        "when",
-        "where",
-        "who",
-        "which",
-        "that",
-        "this",
-        "it",
-        "its",
-        "if",
-        "up",
-        "out",
-        "as",
-        "into",
-        "there",
-        "their",
-        "them",
-        "they",
-        "when",
-        "some",
-        "someone",
-        "something",
-        "get",
-        "got",
-        "have",
-        "has",
-        "had",
-        "will",
-        "would",
-        "should",
-        "not",
-        "no",
-    ]
-)
 
 
 def content_words(text: str) -> set[str]:

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +20,7 @@ from migration_assets.search import search
 from migration_assets.store.database import get_engine
 from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
 from migration_assets_tests.labeled_search import DOCS, NAMES, PARAPHRASES, shared_words, write_store
-
-CLI = [sys.executable, "-m", "migration_assets.cli"]
+from migration_assets_tests.test_workflow import run
 
 
 def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch):
@@ -49,15 +45,8 @@ def test_the_labeled_set_is_what_it_claims():
 def labeled(tmp_path, sqlite_url, monkeypatch):
     """The labeled store migrated (every document cut into its chunk, short or not)."""
     write_store(tmp_path / "store")
-    env = {**os.environ, "DATABASE_URL": sqlite_url, "DAGSTER_HOME": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(tmp_path / "store"), "--backup", str(tmp_path / "bk"), "-q"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run("migrate", "--source", str(tmp_path / "store"), "--backup", str(tmp_path / "bk"), "-q", home=tmp_path, url=sqlite_url)
     assert done.returncode == 0, done.stderr
     engine = get_engine(sqlite_url)
     config = MigrationConfig(source_directory=str(tmp_path / "store"), backup_directory=str(tmp_path / "bk"), knowledge_min_chars=1)
@@ -115,49 +104,14 @@ def test_the_static_model_is_distilled_once_cached_and_fast_to_load(tmp_path, mo
 
 
 def test_migrate_with_the_minilm_provider_records_its_model_with_every_vector(tmp_path, sqlite_url, semantic_available):
-    env = {**os.environ, "DATABASE_URL": sqlite_url, "DAGSTER_HOME": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     sample = Path(__file__).resolve().parent.parent / "migration_assets" / "sample_data" / "legacy"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migration_assets.cli",
-            "migrate",
-            "--source",
-            str(sample),
-            "--backup",
-            str(tmp_path / "bk"),
-            "--embedding-provider",
-            "minilm",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    migrate = ("migrate", "--source", str(sample), "--backup", str(tmp_path / "bk"), "--embedding-provider")
+    done = run(*migrate, "minilm", "--json", home=tmp_path, url=sqlite_url)
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)["data"]
     assert all(check["passed"] for check in status["integrity"])
     with get_engine(sqlite_url).connect() as conn:
         assert set(conn.execute(select(EMBEDDINGS.c.model, EMBEDDINGS.c.dimension)).tuples()) == {("all-MiniLM-L6-v2", 384)}
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migration_assets.cli",
-            "migrate",
-            "--source",
-            str(sample),
-            "--backup",
-            str(tmp_path / "bk"),
-            "--embedding-provider",
-            "bert-9",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = run(*migrate, "bert-9", home=tmp_path, url=sqlite_url)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown embedding provider" in bad.stderr

@@ -328,10 +328,10 @@ def _config(request: Request, body: MigrationRequest, *, writes_backup: bool) ->
 
 
 def _known(request: Request, migration_id: str) -> None:
-    from migration_assets.status import UnknownRun, run_status
+    from migration_assets.status import UnknownRun, known_run
 
     try:
-        run_status(_engine(request), migration_id)
+        known_run(_engine(request), migration_id)
     except UnknownRun as exc:
         raise ApiError(404, "unknown_run", str(exc), run=migration_id[:64]) from None
 

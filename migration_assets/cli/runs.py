@@ -38,10 +38,10 @@ def _existing_target(url: str) -> Engine:
 
 
 def _known_run(engine: Engine, run_id: str | None) -> str:
-    from migration_assets.status import UnknownRun, latest_run_id, run_status
+    from migration_assets.status import UnknownRun, known_run
 
     try:
-        return run_status(engine, run_id)["run_id"] if run_id else latest_run_id(engine)
+        return known_run(engine, run_id)
     except UnknownRun as exc:
         raise Failure(str(exc), code=2, kind="unknown_run") from None
 

@@ -24,6 +24,13 @@ class EmbeddingProvider(Protocol):
         ...
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
 def passage(provider: EmbeddingProvider, title: str | None, text: str) -> str:
     """What a provider embeds for a chunk: a semantic provider (``embeds_titles``) reads the
     item's title before the chunk, which often says more than the chunk itself; the hashing

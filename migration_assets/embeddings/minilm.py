@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from migration_assets.embeddings.base import unit_rows
+
 INSTALL = (
     "the {name} embedding provider needs the semantic extra: pip install torch==2.13.0 && pip install -e '.[semantic]' "
     "(torch==2.13.0 first: the CPU build on this machine)"
@@ -111,8 +113,7 @@ class MiniLMEmbedder:
             )
         result = np.empty((len(texts), self.dimension), dtype=np.float32)
         result[order] = np.asarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(result, axis=1, keepdims=True)
-        return result / np.where(norms == 0, 1, norms)
+        return unit_rows(result)
 
 
 class StaticMiniLMEmbedder:
@@ -147,9 +148,7 @@ class StaticMiniLMEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = np.asarray(self.load().encode(texts, show_progress_bar=False), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms == 0, 1, norms)
+        return unit_rows(self.load().encode(texts, show_progress_bar=False))
 
 
 def distill_static_model(path: Path, dimension: int) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import Connection, Engine, Select, func, select
 
+from migration_assets.embeddings.base import unit_rows
 from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
 
 
@@ -65,9 +66,7 @@ class NumpyVectorIndex:
             .where(EMBEDDINGS.c.model == self.model)
         ).all()
         if rows:
-            matrix = np.vstack([np.asarray(r[2], dtype=np.float32) for r in rows])
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            matrix = (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
+            matrix = unit_rows(np.vstack([np.asarray(r[2], dtype=np.float32) for r in rows]))
         else:
             matrix = np.zeros((0, 0), dtype=np.float32)
         loaded = _Loaded(marker, np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64), matrix)
