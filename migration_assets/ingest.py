@@ -11,15 +11,18 @@ of them (``validate_stage``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any, TypeVar
 
 from migration_assets.config import MigrationConfig
 from migration_assets.derivation import Derivation, DerivedRecords, derive
+from migration_assets.embeddings.base import for_workers
 from migration_assets.inventory import FileInventory
 from migration_assets.memory import pace_collector, peak_rss_mb
 from migration_assets.repeats import repeated_hashes
@@ -34,14 +37,15 @@ R = TypeVar("R")
 ParsedBatch = list[tuple[SourceFile, ParsedFile]]
 
 
-def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: int) -> Iterator[R]:
-    """``fn(*job)`` for every job, in order; in a process pool when ``workers`` > 1, a few jobs
-    ahead of the consumer and no more (results waiting to be consumed are held in memory)."""
+def map_batches(fn: Callable[..., R], jobs: Iterable[tuple[Any, ...]], workers: int, context: BaseContext | None = None) -> Iterator[R]:
+    """``fn(*job)`` for every job, in order; in a process pool when ``workers`` > 1 (started in
+    ``context``, None: fork), a few jobs ahead of the consumer and no more (results waiting to be
+    consumed are held in memory)."""
     if workers <= 1:
         for job in jobs:
             yield fn(*job)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=pace_collector) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=pace_collector) as pool:
         pending: deque[Future[R]] = deque()
         for job in jobs:
             pending.append(pool.submit(fn, *job))
@@ -196,9 +200,11 @@ def prepared_batches(
 ) -> Iterator[PreparedBatch]:
     """The batches of ``jobs`` (``parse_jobs``) parsed, checked (and derived), in order, as the
     workers finish them: the caller writes one batch while the workers prepare the next ones."""
+    context = None
     if derivation is not None and config.worker_processes > 1:
-        derivation = derivation.sendable()
-    for prepared in map_batches(prepare_batches, [(inventory.root, job, rules, derivation) for job in jobs], config.worker_processes):
+        provider, context = for_workers(derivation.sendable().provider, config.worker_processes)
+        derivation = dataclasses.replace(derivation, provider=provider)
+    for prepared in map_batches(prepare_batches, [(inventory.root, job, rules, derivation) for job in jobs], config.worker_processes, context):
         yield from prepared
 
 

@@ -231,8 +231,12 @@ def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journa
 def embedding_stage(
     engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None, *, workers: int = 1
 ) -> EmbeddingCounts:
+    """Vectors of ``provider`` for every knowledge chunk, and for every content item with text
+    but no chunk (too short to be cut), so that search finds each item by meaning."""
     chosen = provider or get_provider()
-    return retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal, workers=workers))
+    counts = retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal, workers=workers))
+    counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, workers=workers))
+    return counts
 
 
 def journal_for(config: MigrationConfig, run_id: str, stage: str) -> Journal | None:

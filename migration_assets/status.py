@@ -14,7 +14,7 @@ from migration_assets.documents import iso
 from migration_assets.integrity import results_of_run
 from migration_assets.reports import error_type, run_totals
 from migration_assets.store.models import utcnow
-from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE, REJECTED, RUNS, WARNINGS, WAVES
+from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE, REJECTED, RUNS, WARNINGS, WAVES
 
 
 class UnknownRun(LookupError):
@@ -153,6 +153,7 @@ def target_stats(engine: Engine) -> dict[str, Any]:
         embeddings = {
             "total": conn.execute(select(func.count()).select_from(EMBEDDINGS)).scalar_one(),
             "by_model": grouped(EMBEDDINGS.c.model, EMBEDDINGS),
+            "short_items_by_model": grouped(CONTENT_VECTORS.c.model, CONTENT_VECTORS),  # vectors of items too short for chunks
         }
         runs = grouped(RUNS.c.status, RUNS)
         reasons: Counter[str] = Counter()

@@ -122,6 +122,54 @@ DOCS: dict[str, tuple[str, str]] = {
         "Report a missing access card to reception at once so it can be blocked; a replacement costs nothing the first time.",
     ),
     "sec-laptop-theft": ("Stolen laptop", "If your computer is taken, report it to the police and to the service desk, who will wipe it remotely."),
+    # written after the ranking was chosen on the documents above, and kept apart to check it: HELD_OUT
+    "lib-renew": (
+        "Renewing borrowed books",
+        "Loans can be extended twice online from your account page unless another reader has reserved the title.",
+    ),
+    "lib-fines": ("Overdue charges", "Each day a loan is late adds twenty cents, capped at five euros per item; children's cards are exempt."),
+    "lib-card": ("Getting a library card", "Bring a photo ID and proof of address to any branch desk; membership is free for residents."),
+    "lib-rooms": ("Booking a study room", "Quiet rooms for up to six people can be reserved for two hours at a time through the website."),
+    "lib-ebooks": ("Digital lending", "Download novels and audiobooks to a tablet with the Libby app, signing in with your card number."),
+    "lib-printing": ("Printing and scanning", "Public machines print black and white at ten cents a page; scans can be sent to your email for free."),
+    "app-2fa-reset": (
+        "Lost authenticator on the dashboard",
+        "An admin of your workspace can clear your second factor under Members; you then enrol a new device at next login.",
+    ),
+    "app-export": (
+        "Exporting your data",
+        "Settings, then Data, then Export creates a ZIP archive of all projects, delivered by email within an hour.",
+    ),
+    "app-billing-seats": (
+        "Adding seats to a plan",
+        "Owners raise the number of licensed users under Billing; the extra charge is prorated to the renewal date.",
+    ),
+    "app-api-keys": (
+        "API tokens",
+        "Generate a personal token under Developer settings; it inherits your permissions and can be revoked at any moment.",
+    ),
+    "app-sso": (
+        "Single sign-on with Okta",
+        "Enterprise workspaces connect an identity provider over SAML so staff log in with their company account.",
+    ),
+    "app-delete-account": (
+        "Closing your account",
+        "Deletion is permanent after a thirty-day grace period, during which support can still restore everything.",
+    ),
+    "app-outage": ("Service status", "Incidents and maintenance windows are announced on status.example-app.io with updates every thirty minutes."),
+    "app-dark-mode": ("Changing the theme", "Switch between the light and the dark appearance under Preferences, or follow your operating system."),
+    "cook-sourdough": (
+        "Sourdough starter",
+        "Feed the flour and water culture daily at room temperature until it doubles within six hours, then bake.",
+    ),
+    "cook-rice": ("Fluffy rice", "Rinse the grains until the water runs clear, simmer covered for twelve minutes and let them rest off the heat."),
+    "cook-knife": (
+        "Sharpening a chef's knife",
+        "Hold the blade at fifteen degrees against a whetstone and draw it across in even strokes on both sides.",
+    ),
+    "cook-freezer": ("Freezing leftovers", "Cool cooked food within two hours, pack it flat in labelled bags and eat it within three months."),
+    "cook-eggs": ("Soft-boiled eggs", "Lower them into boiling water for six and a half minutes, then into ice so the yolk stays runny."),
+    "cook-stock": ("Chicken stock", "Simmer roasted bones with onion, carrot and celery for four hours, skimming the foam, then strain."),
 }
 
 PARAPHRASES: list[tuple[str, str]] = [
@@ -158,6 +206,29 @@ PARAPHRASES: list[tuple[str, str]] = [
     ("fake mail trying to trick me", "sec-phishing"),
     ("I misplaced my pass for the doors", "sec-badge"),
     ("someone took my notebook", "sec-laptop-theft"),
+]
+
+HELD_OUT: list[tuple[str, str]] = [
+    ("keep a novel for longer", "lib-renew"),
+    ("penalty for bringing things back after they were due", "lib-fines"),
+    ("how do I sign up to borrow", "lib-card"),
+    ("somewhere silent to revise for exams with classmates", "lib-rooms"),
+    ("read stories on my e-reader", "lib-ebooks"),
+    ("cost to make paper copies", "lib-printing"),
+    ("my phone with the verification codes is gone", "app-2fa-reset"),
+    ("download a backup of everything we stored", "app-export"),
+    ("pay for more colleagues to use the tool", "app-billing-seats"),
+    ("credentials for scripts to talk to the service programmatically", "app-api-keys"),
+    ("use our corporate directory to authenticate", "app-sso"),
+    ("remove my profile for good", "app-delete-account"),
+    ("is the site down right now", "app-outage"),
+    ("make the screen black at night", "app-dark-mode"),
+    ("wild yeast for homemade bread", "cook-sourdough"),
+    ("cook basmati so it is not sticky", "cook-rice"),
+    ("my kitchen cutlery has gone dull", "cook-knife"),
+    ("storing uneaten meals in the cold", "cook-freezer"),
+    ("how long in the pot for a gooey centre at breakfast", "cook-eggs"),
+    ("broth from poultry carcass", "cook-stock"),
 ]
 
 NAMES: list[tuple[str, str]] = [

@@ -133,7 +133,7 @@ def test_killed_at_random_points_and_rerun_the_database_ends_as_after_one_clean_
     # a kill that landed mid-run: the next run found its process gone and closed it, failed, saying so;
     # a run that had finished before its kill came (a rerun over content already in is quick) is completed
     assert len(runs) == len(exits) + 1, runs
-    for code, run in zip(exits, runs[:-1]):
+    for code, run in zip(exits, runs[:-1], strict=True):
         gone = run.status == "failed" and "is gone: killed or crashed" in (run.error or "")
         assert run.status == "completed" if code == 0 else gone or run.status == "completed", (exits, runs)
     assert any(run.status == "failed" for run in runs[:-1]), (exits, runs)

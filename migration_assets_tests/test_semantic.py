@@ -18,8 +18,8 @@ from migration_assets.config import MigrationConfig
 from migration_assets.embeddings import get_provider
 from migration_assets.search import search
 from migration_assets.store.database import get_engine
-from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
-from migration_assets_tests.labeled_search import DOCS, NAMES, PARAPHRASES, shared_words, write_store
+from migration_assets.store.tables import CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE
+from migration_assets_tests.labeled_search import DOCS, HELD_OUT, NAMES, PARAPHRASES, shared_words, write_store
 from migration_assets_tests.test_workflow import run
 
 
@@ -35,20 +35,24 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(monkeypatch):
 
 
 def test_the_labeled_set_is_what_it_claims():
-    assert len(PARAPHRASES) >= 30 and len(NAMES) >= 10
-    assert not [(query, doc) for query, doc in PARAPHRASES if shared_words(query, doc)]
+    assert len(PARAPHRASES) >= 30 and len(HELD_OUT) >= 20 and len(NAMES) >= 10
+    assert not [(query, doc) for query, doc in PARAPHRASES + HELD_OUT if shared_words(query, doc)]
     for name, doc in NAMES:  # each name occurs in its document only
         assert [key for key, (title, content) in DOCS.items() if name.lower() in f"{title} {content}".lower()] == [doc]
+
+
+def migrated_labeled_store(tmp_path: Path, url: str):
+    write_store(tmp_path / "store")
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    done = run("migrate", "--source", str(tmp_path / "store"), "--backup", str(tmp_path / "bk"), "-q", home=tmp_path, url=url)
+    assert done.returncode == 0, done.stderr
+    return get_engine(url)
 
 
 @pytest.fixture
 def labeled(tmp_path, sqlite_url, monkeypatch):
     """The labeled store migrated (every document cut into its chunk, short or not)."""
-    write_store(tmp_path / "store")
-    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    done = run("migrate", "--source", str(tmp_path / "store"), "--backup", str(tmp_path / "bk"), "-q", home=tmp_path, url=sqlite_url)
-    assert done.returncode == 0, done.stderr
-    engine = get_engine(sqlite_url)
+    engine = migrated_labeled_store(tmp_path, sqlite_url)
     config = MigrationConfig(source_directory=str(tmp_path / "store"), backup_directory=str(tmp_path / "bk"), knowledge_min_chars=1)
     service.knowledge_stage(engine, "labeled", config)
     return engine
@@ -78,6 +82,18 @@ def test_minilm_finds_paraphrases_the_hashing_embedder_cannot_and_switching_re_e
     # unchanged chunks are never embedded again
     again = service.embedding_stage(engine, "labeled", minilm)
     assert again.embedded == again.replaced == 0
+
+
+def test_items_too_short_for_knowledge_are_found_by_meaning_too(tmp_path, sqlite_url, semantic_available):
+    engine = migrated_labeled_store(tmp_path, sqlite_url)  # every document shorter than knowledge_min_chars: no chunk
+    minilm = get_provider("minilm")
+    counts = service.embedding_stage(engine, "short", minilm)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(KNOWLEDGE)).scalar_one() == 0
+        models = dict(conn.execute(select(CONTENT_VECTORS.c.model, func.count()).group_by(CONTENT_VECTORS.c.model)).tuples().all())
+    assert models == {"all-MiniLM-L6-v2": len(DOCS)} and counts.short_items == len(DOCS)  # the hashing vectors of the run replaced
+    assert first_rate(engine, minilm, PARAPHRASES) >= 0.8 and first_rate(engine, minilm, NAMES) == 1.0
+    assert service.embedding_stage(engine, "short", minilm).short_items == 0  # unchanged items are never embedded again
 
 
 def test_the_fast_path_gives_the_vectors_of_the_plain_model(semantic_available):

@@ -42,7 +42,8 @@ def embeddings(
 ) -> dg.MaterializeResult:
     """The ``embeddings`` table: one vector per knowledge chunk, from the configured provider. The
     vectors are written with their content (``ingest_records``); this step embeds whatever chunk
-    still lacks a vector from this provider."""
+    still lacks a vector from this provider, and gives each content item too short for chunks a
+    vector of its own (``content_vectors``), so that search finds it by meaning too."""
     provider = embedding_model.load()
     engine = target.engine()
     with timed_stage(target, context.run_id, "embeddings") as figures:
@@ -53,7 +54,13 @@ def embeddings(
     results = [integrity.check_relationships(engine), integrity.check_embeddings(engine, context.run_id, dimension=provider.dimension)]
     integrity.record_results(engine, context.run_id, results)
     return dg.MaterializeResult(
-        metadata={"embedded": counts.embedded, "replaced": counts.replaced, "model": provider.name, "dimension": provider.dimension},
+        metadata={
+            "embedded": counts.embedded,
+            "replaced": counts.replaced,
+            "short_items_embedded": counts.short_items,
+            "model": provider.name,
+            "dimension": provider.dimension,
+        },
         check_results=[checks.as_check_result(r) for r in results],
     )
 

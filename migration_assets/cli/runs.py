@@ -145,6 +145,7 @@ def stats(out: Output, database_url: str | None) -> Result:
         f"  by source: {listed(content['by_source'])}",
         f"Knowledge items: {document['knowledge_items']['items']} (of {document['knowledge_items']['content_items_with_knowledge']} content items)",
         f"Embeddings: {document['embeddings']['total']} — {listed(document['embeddings']['by_model'])}",
+        f"  of items too short for chunks: {listed(document['embeddings']['short_items_by_model'])}",
         f"Runs: {listed(document['runs'])}",
         f"Rejections: {document['rejections']['total']} — {listed(document['rejections']['by_reason'])}",
     ]

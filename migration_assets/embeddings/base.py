@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import multiprocessing
+import os
 import pickle
 from collections.abc import Sequence
+from multiprocessing.context import BaseContext
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +50,22 @@ def can_send(provider: EmbeddingProvider | None) -> bool:
     except Exception:
         return False
     return True
+
+
+def for_workers(provider: EmbeddingProvider | None, workers: int) -> tuple[EmbeddingProvider | None, BaseContext | None]:
+    """``provider`` as ``workers`` worker processes should each hold it, and the multiprocessing
+    context to start them in (None: the default, fork). A provider with its own thread pool
+    (``threads``: the transformer's) gets a share of the cores in each worker, so the workers do
+    not fight over them; one whose threads do not survive a fork (``fork_safe = False``: torch's
+    OpenMP pool, once used in the parent, hangs a forked child) gets workers started from a fresh
+    interpreter (forkserver)."""
+    if provider is None:
+        return None, None
+    if getattr(provider, "threads", False) is None:
+        provider = copy.copy(provider)
+        provider.threads = max(1, len(os.sched_getaffinity(0)) // max(1, workers))  # type: ignore[attr-defined]
+    context = None if getattr(provider, "fork_safe", True) else multiprocessing.get_context("forkserver")
+    return provider, context
 
 
 ALIASES = {"hashing": "hashing-trigram-256"}

@@ -1,11 +1,13 @@
 """The vector side of search: cosine similarity between the query's vector and the stored
-vectors of knowledge chunks, of the same model only (vectors of different models are never
-compared), a content item scoring as its best chunk.
+vectors of the same model only (vectors of different models are never compared): the vectors of
+knowledge chunks, and those of content items too short for chunks (``content_vectors``); a
+content item scores as its best vector.
 
 ``VectorIndex`` is the one interface; ``NumpyVectorIndex`` holds a model's vectors in memory
 (float32, unit length: a matrix product ranks them), loaded once and loaded again only when
-the embeddings change. A server-side index (pgvector, sqlite-vec) can replace it behind the
-same interface."""
+the vectors change. A short item's vector counts only while the item is still the version it was
+made from: the best candidates are checked against the items as they are now. A server-side
+index (pgvector, sqlite-vec) can replace it behind the same interface."""
 
 from __future__ import annotations
 
@@ -14,29 +16,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, Table, func, select
 
 from migration_assets.embeddings.base import unit_rows
-from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
+from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE
 
 
 class VectorIndex(Protocol):
     def ranking(self, conn: Connection, vector: np.ndarray, allowed: Select[tuple[int]] | None, limit: int) -> list[tuple[int, float]]:
-        """Content item ids with their best chunk's similarity to ``vector``, best first."""
+        """Content item ids with their best vector's similarity to ``vector``, best first."""
         ...
 
 
 @dataclass
 class _Loaded:
-    marker: tuple[int, int, int]
+    marker: tuple[int, ...]
     item_ids: np.ndarray  # the content item of each row
-    chunk_ids: np.ndarray
+    versions: list[str | None]  # the record hash a short item's vector was made from; None for a chunk's
     matrix: np.ndarray  # rows: unit vectors
 
 
 class NumpyVectorIndex:
-    """A model's vectors in memory, reloaded when the model's embeddings change (count, largest
-    id or sum of ids differ)."""
+    """A model's vectors in memory, reloaded when they change (in either table: count, largest id
+    or sum of ids differ; ids are never reused)."""
 
     _cache: dict[tuple[str, str], _Loaded] = {}
     _lock = threading.Lock()
@@ -45,13 +47,16 @@ class NumpyVectorIndex:
         self.engine = engine
         self.model = model
 
-    def _marker(self, conn: Connection) -> tuple[int, int, int]:
-        row = conn.execute(
-            select(func.count(), func.coalesce(func.max(EMBEDDINGS.c.id), 0), func.coalesce(func.sum(EMBEDDINGS.c.id), 0)).where(
-                EMBEDDINGS.c.model == self.model
-            )
-        ).one()
-        return int(row[0]), int(row[1]), int(row[2])
+    def _marker(self, conn: Connection) -> tuple[int, ...]:
+        def of(table: Table) -> tuple[int, int, int]:
+            row = conn.execute(
+                select(func.count(), func.coalesce(func.max(table.c.id), 0), func.coalesce(func.sum(table.c.id), 0)).where(
+                    table.c.model == self.model
+                )
+            ).one()
+            return int(row[0]), int(row[1]), int(row[2])
+
+        return of(EMBEDDINGS) + of(CONTENT_VECTORS)
 
     def _loaded(self, conn: Connection) -> _Loaded:
         key = (str(self.engine.url), self.model)
@@ -61,15 +66,24 @@ class NumpyVectorIndex:
             if cached is not None and cached.marker == marker:
                 return cached
         rows = conn.execute(
-            select(KNOWLEDGE.c.content_item_id, KNOWLEDGE.c.id, EMBEDDINGS.c.vector)
+            select(KNOWLEDGE.c.content_item_id, EMBEDDINGS.c.vector)
             .join(EMBEDDINGS, EMBEDDINGS.c.knowledge_item_id == KNOWLEDGE.c.id)
             .where(EMBEDDINGS.c.model == self.model)
         ).all()
-        if rows:
-            matrix = unit_rows(np.vstack([np.asarray(r[2], dtype=np.float32) for r in rows]))
-        else:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        loaded = _Loaded(marker, np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64), matrix)
+        short = conn.execute(
+            select(CONTENT_VECTORS.c.content_item_id, CONTENT_VECTORS.c.vector, CONTENT_VECTORS.c.record_hash).where(
+                CONTENT_VECTORS.c.model == self.model
+            )
+        ).all()
+        vectors = [np.asarray(r[1], dtype=np.float32) for r in rows] + [np.asarray(r[1], dtype=np.float32) for r in short]
+        dimensions = {len(v) for v in vectors}
+        matrix = unit_rows(np.vstack(vectors)) if vectors and len(dimensions) == 1 else np.zeros((0, 0), dtype=np.float32)
+        loaded = _Loaded(
+            marker,
+            np.array([r[0] for r in rows] + [r[0] for r in short], dtype=np.int64),
+            [None] * len(rows) + [r[2] for r in short],
+            matrix,
+        )
         with self._lock:
             self._cache[key] = loaded
         return loaded
@@ -80,17 +94,33 @@ class NumpyVectorIndex:
             return []
         query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1.0)
         scores = loaded.matrix @ query
-        items = loaded.item_ids
+        rows = np.arange(len(scores))
         if allowed is not None:
-            keep = np.isin(items, np.fromiter(conn.execute(allowed).scalars(), dtype=np.int64))
-            scores, items = scores[keep], items[keep]
+            keep = np.isin(loaded.item_ids, np.fromiter(conn.execute(allowed).scalars(), dtype=np.int64))
+            scores, rows = scores[keep], rows[keep]
+        order = np.argsort(-scores, kind="stable")
+        ranked, similarity = rows[order], scores[order]
         best: dict[int, float] = {}
-        for index in np.argsort(-scores, kind="stable"):
-            if scores[index] <= 0:  # unrelated (or opposed): not a match
-                break
-            item = int(items[index])
-            if item not in best:
-                best[item] = float(scores[index])
+        window = max(4 * limit, 64)
+        for start in range(0, len(ranked), window):
+            piece = [(int(r), float(s)) for r, s in zip(ranked[start : start + window], similarity[start : start + window], strict=True) if s > 0]
+            current = self._versions_now(conn, loaded, [r for r, _ in piece])
+            for row, score in piece:
+                item = int(loaded.item_ids[row])
+                version = loaded.versions[row]
+                if item in best or (version is not None and current.get(item) != version):
+                    continue  # a short item's vector of another version of it (or of an item gone)
+                best[item] = score
                 if len(best) >= limit:
-                    break
+                    return list(best.items())
+            if len(piece) < min(window, len(ranked) - start):  # similarity ≤ 0 from here on: unrelated
+                break
         return list(best.items())
+
+    @staticmethod
+    def _versions_now(conn: Connection, loaded: _Loaded, rows: list[int]) -> dict[int, str]:
+        """The current record hash of the short items among these rows."""
+        items = {int(loaded.item_ids[r]) for r in rows if loaded.versions[r] is not None}
+        if not items:
+            return {}
+        return dict(conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(CONTENT.c.id.in_(items))).tuples().all())

@@ -41,7 +41,7 @@ from migration_assets.embeddings import EmbeddingProvider
 from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, insert_columns, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.dependencies import depend_on_chunks_of, depend_on_rows
-from migration_assets.store.tables import CONTENT, EMBEDDINGS, KNOWLEDGE
+from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE
 from migration_assets.store.workers import ItemCut, derived_work
 
 R = TypeVar("R")
@@ -58,6 +58,7 @@ class KnowledgeCounts:
 class EmbeddingCounts:
     embedded: int = 0
     replaced: int = 0
+    short_items: int = 0  # content items without chunks given a vector of their own (``content_vectors``)
 
 
 def _stale_content(min_chars: int):  # type: ignore[no-untyped-def]
@@ -378,3 +379,91 @@ def write_new_knowledge(
     if model is None or any(v is None for v in vectors):
         return len(chunks), 0
     return len(chunks), _insert_vectors(conn, run_id, model, chunk_ids, np.concatenate(vectors), journal)  # type: ignore[arg-type]
+
+
+def refresh_content_vectors(engine: Engine, run_id: str, provider: EmbeddingProvider, *, batch_size: int = 2000, workers: int = 1) -> int:
+    """Give every content item with text but no knowledge chunk a vector of ``provider`` for its
+    current version (``content_vectors``); returns how many were written.
+
+    Per item, the vector of the latest earlier version is kept beside the current one (a
+    rollback to that version finds it again); older ones, other models' and those of items that
+    now have chunks (their chunks speak for them) are deleted. These vectors are derived like
+    the chunks' but not journaled: search trusts one only while its item is the version it was
+    made from, so a rollback can leave an item without one (found by its words until the next
+    embedding stage) but never with a wrong one."""
+    written = 0
+
+    def missing(conn: Connection, after: int) -> list[int]:
+        return list(
+            conn.execute(
+                select(CONTENT.c.id).where(_needs_item_vector(provider), CONTENT.c.id > after).order_by(CONTENT.c.id).limit(batch_size)
+            ).scalars()
+        )
+
+    def write(result: tuple[list[int], list[str], np.ndarray]) -> None:
+        nonlocal written
+        item_ids, hashes, vectors = result
+        if not item_ids:
+            return
+        with engine.begin() as conn:
+            serialise_writes(conn, "embeddings")
+            in_batch = CONTENT.c.id.between(min(item_ids), max(item_ids))
+            current = dict(conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash).where(in_batch, _needs_item_vector(provider))).tuples().all())
+            keep = [i for i, item_id in enumerate(item_ids) if current.get(item_id) == hashes[i]]  # unchanged since read
+            if not keep:
+                return
+            conn.execute(
+                insert(CONTENT_VECTORS),
+                [
+                    {
+                        "content_item_id": item_ids[i],
+                        "record_hash": hashes[i],
+                        "model": provider.name,
+                        "dimension": int(vectors.shape[1]),
+                        "vector": vectors[i],
+                        "run_id": run_id,
+                    }
+                    for i in keep
+                ],
+            )
+            written += len(keep)
+            _prune_item_vectors(conn, provider.name, [item_ids[i] for i in keep])
+
+    with derived_work(engine, provider, workers) as submit:
+        _pipelined(engine, missing, lambda item_ids: submit("embed_items", item_ids), write, depth=workers)
+    with engine.begin() as conn:
+        serialise_writes(conn, "embeddings")
+        conn.execute(delete(CONTENT_VECTORS).where(exists().where(KNOWLEDGE.c.content_item_id == CONTENT_VECTORS.c.content_item_id)))
+    return written
+
+
+def _needs_item_vector(provider: EmbeddingProvider) -> ColumnElement[bool]:
+    """Content items with text (a title or content), no knowledge chunk and no vector of
+    ``provider`` for their current version."""
+    has_text = or_(func.coalesce(CONTENT.c.content, "") != "", func.coalesce(CONTENT.c.title, "") != "")
+    has_chunks = exists().where(KNOWLEDGE.c.content_item_id == CONTENT.c.id)
+    has_vector = exists().where(
+        CONTENT_VECTORS.c.content_item_id == CONTENT.c.id,
+        CONTENT_VECTORS.c.model == provider.name,
+        CONTENT_VECTORS.c.record_hash == CONTENT.c.record_hash,
+    )
+    return and_(has_text, ~has_chunks, ~has_vector)
+
+
+def _prune_item_vectors(conn: Connection, model: str, item_ids: list[int]) -> None:
+    """Of these items' vectors, keep this model's newest two (the current version's and the
+    latest earlier one's); delete the rest."""
+    rows = conn.execute(
+        select(CONTENT_VECTORS.c.id, CONTENT_VECTORS.c.content_item_id, CONTENT_VECTORS.c.model)
+        .where(CONTENT_VECTORS.c.content_item_id.in_(item_ids))
+        .order_by(CONTENT_VECTORS.c.content_item_id, CONTENT_VECTORS.c.id.desc())
+    ).all()
+    kept: dict[int, int] = {}
+    doomed = []
+    for row in rows:
+        if row.model != model or kept.get(row.content_item_id, 0) >= 2:
+            doomed.append(row.id)
+        else:
+            kept[row.content_item_id] = kept.get(row.content_item_id, 0) + 1
+    if doomed:
+        conn.execute(delete(CONTENT_VECTORS).where(CONTENT_VECTORS.c.id.in_(doomed)))

@@ -121,6 +121,25 @@ class Embedding(Base):
     run_id: Mapped[str] = mapped_column(String(64))
 
 
+class ContentVector(Base):
+    """A vector for a content item with no knowledge chunk (too short to be cut), made from its
+    title and text, so that search finds it by meaning too. It belongs to the version of the item
+    it was made from (``record_hash``): search uses it only while the item is that version. The
+    latest earlier version's vector is kept beside the current one, so a rollback to it finds
+    its vector again."""
+
+    __tablename__ = "content_vectors"
+    __table_args__ = (UniqueConstraint("content_item_id", "model", "record_hash"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)  # never reused: the search index sees every change
+    content_item_id: Mapped[int] = mapped_column(ForeignKey("content_items.id", ondelete="CASCADE"), index=True)
+    record_hash: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(100))
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[np.ndarray] = mapped_column(Vector)
+    run_id: Mapped[str] = mapped_column(String(64))
+
+
 class LegacyMapping(Base):
     """Legacy id → the content item it became."""
 

@@ -3,6 +3,7 @@
 from migration_assets.store.models import (
     AuditEntry,
     ContentItem,
+    ContentVector,
     DataIntegrityCheck,
     Embedding,
     JournalTransaction,
@@ -21,6 +22,7 @@ from migration_assets.store.models import (
 CONTENT = table_of(ContentItem)
 KNOWLEDGE = table_of(KnowledgeItem)
 EMBEDDINGS = table_of(Embedding)
+CONTENT_VECTORS = table_of(ContentVector)
 MAPPINGS = table_of(LegacyMapping)
 RUNS = table_of(MigrationRun)
 ITEMS = table_of(MigrationItem)

@@ -5,7 +5,9 @@ processes that read the texts from the target themselves.
 future; the caller writes one batch while the workers read and compute the next ones. A worker
 reads the texts by id and sends back chunks (on SQLite only their boundaries: the caller slices
 the text out of the content in SQL) or vectors. With one worker, an in-memory database or a provider that cannot be
-sent to another process (a model holding a GPU handle, say), the jobs run in the caller.
+sent to another process (a model holding a GPU handle, say), the jobs run in the caller. The
+workers hold the provider as ``embeddings.base.for_workers`` prepares it (their share of the
+cores; a fresh interpreter for a provider that cannot survive a fork).
 
 Each worker opens its own connections (never one inherited from the caller) and only reads.
 """
@@ -19,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from migration_assets.embeddings import EmbeddingProvider, chunk_text
-from migration_assets.embeddings.base import can_send, passage
+from migration_assets.embeddings.base import can_send, for_workers, passage
 from migration_assets.store.database import readonly_engine
 from migration_assets.store.tables import CONTENT, KNOWLEDGE
 
@@ -61,6 +63,18 @@ class DerivedWork:
             rows = conn.execute(select(KNOWLEDGE.c.id, KNOWLEDGE.c.title, KNOWLEDGE.c.text).where(KNOWLEDGE.c.id.in_(chunk_ids))).all()
         return [row.id for row in rows], self.provider.embed([passage(self.provider, row.title, row.text) for row in rows])
 
+    def embed_items(self, item_ids: list[int]) -> tuple[list[int], list[str], np.ndarray]:
+        """The vectors of these content items as they are now (title and text; those that still
+        exist), their ids and the record hashes of the versions embedded."""
+        assert self.provider is not None, "embedding work needs a provider"
+        text = func.substr(func.coalesce(CONTENT.c.content, ""), 1, ITEM_TEXT_CHARS)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CONTENT.c.id, CONTENT.c.record_hash, CONTENT.c.title, text).where(CONTENT.c.id.in_(item_ids))).all()
+        passages = [passage(self.provider, row[2], row[3]) if row[3] else row[2] or "" for row in rows]
+        return [row[0] for row in rows], [row[1] for row in rows], self.provider.embed(passages)
+
+
+ITEM_TEXT_CHARS = 8_000  # of an item's text, embedded whole (a transformer reads its first 256 tokens anyway)
 
 _work: DerivedWork | None = None
 
@@ -94,5 +108,6 @@ def derived_work(engine: Engine, provider: EmbeddingProvider | None, workers: in
         yield now
         return
     url = engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_start, initargs=(url, provider)) as pool:
+    provider, context = for_workers(provider, workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start, initargs=(url, provider)) as pool:
         yield lambda job, *args: pool.submit(_run, job, *args)
