@@ -234,8 +234,9 @@ def embedding_stage(
     """Vectors of ``provider`` for every knowledge chunk, and for every content item with text
     but no chunk (too short to be cut), so that search finds each item by meaning."""
     chosen = provider or get_provider()
-    counts = retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, journal=journal, workers=workers))
-    counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, workers=workers))
+    batch = getattr(chosen, "batch_chunks", 4000)  # a slow model takes smaller batches, so that every worker gets some
+    counts = retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, batch_size=batch, journal=journal, workers=workers))
+    counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, batch_size=batch, workers=workers))
     return counts
 
 

@@ -72,6 +72,7 @@ class MiniLMEmbedder:
     dimension = 384
     embeds_titles = True
     fork_safe = False  # torch's OpenMP threads, once used, hang a forked child: workers start fresh
+    batch_chunks = 256  # chunks per job of the embedding stage: a second or two each, so that every worker gets some
     PAD_TO = 32
 
     def __init__(self, *, fast: bool = True, batch_tokens: int = 2560, device: str | None = None, threads: int | None = None) -> None:
