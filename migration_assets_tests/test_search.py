@@ -169,8 +169,9 @@ def test_the_index_follows_incremental_runs_and_rollbacks_exactly(tmp_path, targ
     first_run = materialize(source, tmp_path / "bk", target_url, instance)
     assert first_run.success
     assert short_items_without_vector(engine) == 0  # too short for chunks: each has a vector of its own
-    old, new = "Install the WireGuard client, import the profile named corp-gw-7, and keep the tunnel up while you work.", (
-        "Use the Tailscale agent now; the tunnel is gone."
+    old, new = (
+        "Install the WireGuard client, import the profile named corp-gw-7, and keep the tunnel up while you work.",
+        ("Use the Tailscale agent now; the tunnel is gone."),
     )
     assert similarity(engine, old, "kb/vpn.md#0") > 0.999
     (source / "kb" / "vpn.md").write_text(f"---\ntitle: Connecting from home\n---\n{new}\n")

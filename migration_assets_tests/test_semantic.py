@@ -96,6 +96,27 @@ def test_items_too_short_for_knowledge_are_found_by_meaning_too(tmp_path, sqlite
     assert service.embedding_stage(engine, "short", minilm).short_items == 0  # unchanged items are never embedded again
 
 
+def test_the_transformer_in_worker_processes_after_it_ran_here(labeled, semantic_available):
+    """Torch's OpenMP threads, once used in a process, hang a child forked from it: workers for
+    the transformer start from a fresh interpreter, and each takes its share of the cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from migration_assets.embeddings.base import for_workers
+    from migration_assets.embeddings.minilm import MiniLMEmbedder
+
+    minilm = MiniLMEmbedder()
+    words = " ".join(text for _, text in DOCS.values()).split()
+    minilm.embed([" ".join(words[i : i + 40 + i % 160]) for i in range(0, 192 * 7, 7)])  # torch's threads at work here
+    shared, context = for_workers(minilm, 2)
+    assert shared is not None and shared.threads >= 1 and minilm.threads is None
+    assert context is not None and context.get_start_method() == "forkserver"
+    with ThreadPoolExecutor(1) as waiting:
+        counts = waiting.submit(service.embedding_stage, labeled, "workers", MiniLMEmbedder(), workers=2).result(timeout=300)
+    with labeled.connect() as conn:
+        chunks = conn.execute(select(func.count()).select_from(KNOWLEDGE)).scalar_one()
+    assert counts.embedded == chunks > 0
+
+
 def test_the_fast_path_gives_the_vectors_of_the_plain_model(semantic_available):
     from migration_assets.embeddings.minilm import MiniLMEmbedder
 
