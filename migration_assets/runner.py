@@ -58,12 +58,50 @@ def ensure_dagster_home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
+class InstanceUnavailable(RuntimeError):
+    """The Dagster instance (its runs, event logs, schedules) cannot be opened or written; the
+    message says so, in one line, and names its settings: it is not the target database."""
+
+
 def default_instance() -> dg.DagsterInstance:
-    """The instance in ``DAGSTER_HOME`` (see ``ensure_dagster_home``)."""
+    """The instance in ``DAGSTER_HOME`` (see ``ensure_dagster_home``), its storage reached once
+    now (a broken one fails here, named as the instance, not mid-run)."""
     import dagster as dg
 
-    ensure_dagster_home()
-    return dg.DagsterInstance.get()
+    home = ensure_dagster_home()
+    try:
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+    except Exception as exc:
+        hint = ""
+        if "Can't locate revision" in str(exc):  # Alembic found a version that is not Dagster's
+            hint = " (its database keeps another application's schema version, the migration target's perhaps: give each its own database or schema)"
+        raise InstanceUnavailable(f"the Dagster instance ({home / 'dagster.yaml'}) cannot be used: {_first_line(exc)}{hint}") from exc
+    return instance
+
+
+def from_instance_storage(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the Dagster instance's storage (not by the target)."""
+    trace = exc.__traceback__
+    while trace is not None:
+        name = trace.tb_frame.f_globals.get("__name__", "")
+        if name.startswith(("dagster_postgres", "dagster._core.storage", "dagster._core.instance")):
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``, and of the error under it when there is one (a retry's give-up
+    message says little; the connection error under it says why)."""
+    lines = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen and len(lines) < 2:
+        seen.add(id(exc))
+        text = str(exc).strip().splitlines()
+        lines.append(f"{type(exc).__name__}: {text[0] if text else ''}")
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return " ← ".join(lines)
 
 
 def run_migration(

@@ -3,21 +3,14 @@ record, concurrent runs, and the Dagster instance on PostgreSQL."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import dagster as dg
-import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
-from migration_assets.config import MigrationConfig
-from migration_assets.runner import run_migration
 from migration_assets.store.database import get_engine, normalise_url
 from migration_assets.store.models import ContentItem
-from migration_assets_tests.conftest import POSTGRES_URL
 from migration_assets_tests.test_pipeline import content_snapshot, materialize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,37 +107,3 @@ def test_two_runs_of_different_sources_at_once_both_land(tmp_path, target_url):
     assert [run.returncode for run in runs] == [0, 0], outcomes
     with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.id)).scalars().all().__len__() == first.expected_records() + second.expected_records()
-
-
-@pytest.fixture
-def dagster_postgres_url(postgres_available):
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'create database "{name}"'))
-    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    yield f"{base}/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'drop database "{name}" with (force)'))
-    admin.dispose()
-
-
-def test_with_the_postgres_instance_config_runs_and_events_land_in_postgresql(tmp_path, monkeypatch, dagster_postgres_url, postgres_url):
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_postgres_url)
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "a.txt").write_text("hello")
-    config = MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "bk"))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        outcome = run_migration(config, postgres_url, instance=instance)
-    assert outcome.success
-    storage = create_engine(normalise_url(dagster_postgres_url))
-    with storage.connect() as conn:
-        runs = conn.execute(text("select run_id from runs")).scalars().all()
-        events = conn.execute(text("select count(*) from event_logs where run_id = :r"), {"r": outcome.run_id}).scalar_one()
-    storage.dispose()
-    assert runs == [outcome.run_id] and events > 10

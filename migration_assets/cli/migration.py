@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,7 @@ def migrate(
         return _dry_run(out, config, url)
     from sqlalchemy.exc import SQLAlchemyError
 
-    from migration_assets.runner import run_migration
+    from migration_assets.runner import InstanceUnavailable, from_instance_storage, run_migration
 
     progress = out.progress("migrate")
     stop = threading.Event()
@@ -257,7 +258,13 @@ def migrate(
     try:
         # a failed step's stack trace goes to the run's log in the Dagster instance; here, one line
         outcome = run_migration(config, url, log_level="INFO" if out.verbose else "CRITICAL", on_planned=watch, embedding_provider=embedding_provider)
+    except InstanceUnavailable as exc:
+        raise Failure(str(exc), kind="instance_error") from None
     except SQLAlchemyError as exc:
+        if from_instance_storage(exc):
+            raise Failure(
+                f"the Dagster instance (DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}) cannot be used: {one_line(exc)}", kind="instance_error"
+            ) from None
         raise Failure(f"the target database {redact_url(url)} cannot be used: {one_line(exc)}", kind="database_error") from None
     finally:
         stop.set()

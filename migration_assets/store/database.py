@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError
 
 from migration_assets.store import writelock
 
@@ -158,15 +159,30 @@ def dispose_engine(url: str) -> None:
         engine.dispose()
 
 
+class SharedTarget(InvalidRequestError):
+    """The target database keeps another application's schema version in ``alembic_version``
+    (a Dagster instance's, say): both would claim the table."""
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the target schema to Alembic's head revision (a no-op when it is there)."""
+    """Bring the target schema to Alembic's head revision (a no-op when it is there); refuse a
+    database whose ``alembic_version`` holds a revision that is not ours (``SharedTarget``)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         serialise_writes(connection, "schema")  # two first runs at once must not both create it
+        if inspect(connection).has_table("alembic_version"):
+            ours = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+            foreign = [v for v in connection.execute(text("select version_num from alembic_version")).scalars() if v not in ours]
+            if foreign:
+                raise SharedTarget(
+                    f"it keeps another application's schema version ({', '.join(foreign)}) in alembic_version, a Dagster "
+                    "instance's perhaps: give the migration target its own database or schema"
+                )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
