@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -94,7 +94,7 @@ def from_instance_storage(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     """The first line of ``exc``, and of the error under it when there is one (a retry's give-up
     message says little; the connection error under it says why)."""
-    lines = []
+    lines: list[str] = []
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen and len(lines) < 2:
         seen.add(id(exc))
@@ -142,6 +142,22 @@ def run_migration(
     )
 
 
+RUN_TARGET_VARIABLE = "MIGRATION_RUN_TARGET_URL"
+
+
+def _url_config(url: str) -> Any:
+    """The target URL as run config that holds no password: the run (stored in the instance,
+    shown in the UI) names the environment variable that holds it."""
+    from sqlalchemy.engine import make_url
+
+    if os.environ.get("DATABASE_URL") == url:
+        return {"env": "DATABASE_URL"}
+    if make_url(url).password is None:
+        return url
+    os.environ[RUN_TARGET_VARIABLE] = url  # this process runs the job (execute_in_process)
+    return {"env": RUN_TARGET_VARIABLE}
+
+
 def run_wave(
     config: MigrationConfig,
     database_url: str,
@@ -167,7 +183,7 @@ def run_wave(
     run_config = {
         "resources": {
             "migration": {"config": config.model_dump()},
-            "target": {"config": {"url": database_url}},
+            "target": {"config": {"url": _url_config(database_url)}},
             "embedding_model": {"config": {"provider": embedding_provider or embedding_provider_from_env()}},
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},

@@ -5,18 +5,14 @@ target that shares the instance's database is refused saying why."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -25,6 +21,7 @@ from migration_assets.config import MigrationConfig
 from migration_assets.runner import run_migration
 from migration_assets.store.database import normalise_url
 from migration_assets_tests.conftest import POSTGRES_URL
+from migration_assets_tests.webserver import graphql, webserver
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "migration_assets" / "sample_data"
@@ -79,47 +76,6 @@ def test_the_deployed_instance_config_takes_any_postgresql_url_and_dagsters_bloc
         events = conn.execute(text("select count(*) from event_logs where run_id = :r"), {"r": outcome.run_id}).scalar_one()
     storage.dispose()
     assert runs == [outcome.run_id] and events > 10
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def webserver(home: Path, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``dagster-webserver`` on loopback over this repository's workspace; its GraphQL URL."""
-    port = free_port()
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO,
-            env={**os.environ, **env, "DAGSTER_HOME": str(home)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert server.poll() is None, log.read_text()[-3000:]
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}/graphql"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def graphql(url: str, query: str) -> dict:
-    answer = httpx.post(url, json={"query": query}, timeout=60)
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert "errors" not in body, body
-    return body["data"]
 
 
 def test_the_webserver_serves_runs_from_the_postgresql_instance_with_a_plain_url(tmp_path, instance_db, postgres_url):

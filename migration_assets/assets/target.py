@@ -77,7 +77,7 @@ def migration_report(context: dg.AssetExecutionContext, migration: MigrationReso
         engine,
         context.run_id,
         status="completed",
-        database_url=target.url,
+        database_url=target.resolved_url(),
         backup_directory=config.backup_path,
         create_backups=config.create_backups,
         partition_keys=context.partition_keys,

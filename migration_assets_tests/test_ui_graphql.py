@@ -1,0 +1,127 @@
+"""The Dagster UI's own API, as a user drives it: the real ``dagster-webserver`` on loopback and
+its GraphQL. A launch that sets one setting alone completes and lands rows; the target's password
+is never shown, stored in a run, logged or written to a report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from migration_assets.store.database import get_engine
+from migration_assets.store.tables import CONTENT
+from migration_assets_tests.webserver import LOCATION, REPOSITORY, graphql, webserver
+
+SAMPLE = Path(__file__).resolve().parent.parent / "migration_assets" / "sample_data"
+
+LAUNCH = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def home_for(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(  # runs start at once: no queue, so no daemon needed
+        "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
+    )
+    return home
+
+
+def launch(url: str, run_config: dict, partition: str) -> str:
+    graphql(
+        url,
+        "mutation($r: RepositorySelector!, $k: String!) "
+        '{ addDynamicPartition(repositorySelector: $r, partitionsDefName: "waves", partitionKey: $k) { __typename } }',
+        {"r": REPOSITORY, "k": partition},
+    )
+    params = {
+        "selector": {**REPOSITORY, "jobName": "migrate"},
+        "runConfigData": run_config,
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }
+    answer = graphql(url, LAUNCH, {"params": params})["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
+def finished(url: str, run_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_a_launch_that_sets_only_the_source_completes_and_lands_rows(tmp_path, sqlite_url):
+    home = home_for(tmp_path)
+    env = {"DATABASE_URL": sqlite_url, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
+    with webserver(home, env, tmp_path / "webserver.log") as url:
+        run_id = launch(url, {"resources": {"migration": {"config": {"source_directory": str(SAMPLE)}}}}, "sample-wave")
+        assert finished(url, run_id) == "SUCCESS", (tmp_path / "webserver.log").read_text()[-3000:]
+        second = launch(url, {"resources": {"migration": {"config": {"batch_size": 5}}}}, "batch-only")  # the default source: the sample
+        assert finished(url, second) == "SUCCESS"
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CONTENT)).scalar_one() > 0
+    assert (tmp_path / "bk" / "migration_report.json").is_file()
+
+
+def test_the_target_password_is_never_shown_stored_logged_or_reported(tmp_path, postgres_url):
+    secret = "Pw-4f9c2e-never-shown"
+    target = make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)  # trust auth: accepted, unused
+    home = home_for(tmp_path)
+    env = {"DATABASE_URL": target, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
+    cli = subprocess.run(
+        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), "--verbose"],
+        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert secret not in cli.stdout + cli.stderr
+    with webserver(home, env, tmp_path / "webserver.log") as url:
+        run_id = launch(url, {"resources": {"migration": {"config": {"source_directory": str(SAMPLE)}}}}, "ui-wave")
+        assert finished(url, run_id) == "SUCCESS"
+        shown = [
+            graphql(url, "{ runsOrError { ... on Runs { results { runId runConfigYaml } } } }"),
+            graphql(
+                url,
+                "query($r: RepositorySelector!) { allTopLevelResourceDetailsOrError(repositorySelector: $r) "
+                "{ ... on ResourceDetailsList { results { name configuredValues { key value type } } } } }",
+                {"r": REPOSITORY},
+            ),
+            graphql(
+                url,
+                "query($s: PipelineSelector!) { runConfigSchemaOrError(selector: $s) { ... on RunConfigSchema { rootDefaultYaml } } }",
+                {"s": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": "migrate"}},
+            ),
+            graphql(
+                url,
+                "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }",
+                {"id": run_id},
+            ),
+        ]
+    assert len(shown[0]["runsOrError"]["results"]) == 2
+    resources = {r["name"]: r["configuredValues"] for r in shown[1]["allTopLevelResourceDetailsOrError"]["results"]}
+    assert any(value["value"] == "DATABASE_URL" and value["type"] == "ENV_VAR" for value in resources["target"]), resources["target"]
+    assert secret not in repr(shown)
+    # nor in the instance's files (runs, event logs, compute logs), the backups and reports, or the server's log
+    for folder in (home, tmp_path / "bk"):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+    assert secret not in (tmp_path / "webserver.log").read_text()
