@@ -68,6 +68,27 @@ def close_run(
     return closed
 
 
+def close_failed_run(engine: Engine, run_id: str, error: str, *, database_url: str) -> ClosedRun | None:
+    """Close a run that failed where nobody closed it (a run launched from the UI, by a schedule
+    or a sensor, whose failure the daemon sees): failed with ``error``, its backup sealed, its
+    report written into the backup folder of its own config. None when the run has no row or
+    was closed already (a CLI run closes itself)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(RUNS.c.status, RUNS.c.config).where(RUNS.c.id == run_id)).first()
+    if row is None or row.status != "running":
+        return None
+    config = row.config or {}
+    return close_run(
+        engine,
+        run_id,
+        status="failed",
+        error=error,
+        database_url=database_url,
+        backup_directory=Path(config.get("backup_directory") or "."),
+        create_backups=bool(config.get("create_backups", True)),
+    )
+
+
 def recover_stale_runs(engine: Engine, database_url: str) -> list[ClosedRun]:
     """Close every run still marked ``running`` whose process is gone (killed, crashed): failed,
     its committed writes sealed from its journal so that it can be undone. A run on another

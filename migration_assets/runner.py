@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,18 @@ def root_cause(error: SerializableErrorInfo) -> str:
     while error.cause is not None:
         error = error.cause
     return error.message.strip()
+
+
+def step_error(events: Sequence[dg.DagsterEvent]) -> str | None:
+    """The first failing step's own error, ``"<step>: <innermost cause, first line>"`` (a
+    run's failure event only says "Steps failed: [...]"); None when no step failed."""
+    failures = [event for event in events if event.is_step_failure]
+    if not failures:
+        return None
+    first = failures[0]
+    if first.step_failure_data and first.step_failure_data.error:
+        return f"{first.step_key}: {root_cause(first.step_failure_data.error).splitlines()[0]}"
+    return first.message or f"{first.step_key} failed"
 
 
 @dataclass
@@ -193,10 +205,7 @@ def run_wave(
     )
     error = None
     if not result.success:
-        failures = [event for event in result.all_events if event.is_step_failure]
-        error = failures[0].message if failures else "run failed"
-        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
-            error = f"{failures[0].step_key}: {root_cause(failures[0].step_failure_data.error).splitlines()[0]}"
+        error = step_error(result.all_events) or "run failed"
         # the target itself may be why the run failed; the error is reported either way
         with contextlib.suppress(SQLAlchemyError, LookupError, OSError):
             close_run(

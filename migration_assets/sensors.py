@@ -1,12 +1,14 @@
-"""Sensors: new work in the source directory becomes waves; failed runs are marked failed."""
+"""Sensors: new work in the source directory becomes waves; failed runs are closed (marked failed
+with their step's error, backup sealed, report written)."""
 
 import dagster as dg
 
 from migration_assets import service
 from migration_assets.jobs import migrate_job
+from migration_assets.lifecycle import close_failed_run
 from migration_assets.partitions import waves_partitions
 from migration_assets.resources import MigrationResource, TargetDatabase
-from migration_assets.store.runs import mark_failed
+from migration_assets.runner import step_error
 
 
 def wave_requests(migration: MigrationResource, target: TargetDatabase) -> tuple[list[str], str]:
@@ -34,7 +36,15 @@ def watch_source_directory(context: dg.SensorEvaluationContext, migration: Migra
     )
 
 
-@dg.run_failure_sensor(description="Marks the migration_runs row of a failed run as failed, with its error.")
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Closes a failed run as every run is closed (lifecycle.close_run): its migration_runs row failed, with the "
+    "failing step's own error; its backup sealed; its report written.",
+)
 def record_failed_runs(context: dg.RunFailureSensorContext, target: TargetDatabase) -> None:
-    message = context.failure_event.message or "run failed"
-    mark_failed(target.engine(), context.dagster_run.run_id, message)
+    run_id = context.dagster_run.run_id
+    failures = context.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    events = [record.event_log_entry.dagster_event for record in failures]
+    error = step_error([event for event in events if event is not None]) or context.failure_event.message or "run failed"
+    closed = close_failed_run(target.engine(), run_id, error, database_url=target.resolved_url())
+    context.log.info(f"run {run_id} closed as failed: {error}" if closed else f"run {run_id} was closed already")

@@ -75,6 +75,25 @@ def check_supported(config: MigrationConfig) -> None:
         )
 
 
+def check_usable(config: MigrationConfig) -> None:
+    """Refuse, with one line naming the setting and why, a run whose settings cannot work: an
+    unsupported option, a source that is not a readable folder, a backup folder that takes no
+    file. (A rules file that cannot be used is refused by ``config.load_rules()``.)"""
+    check_supported(config)
+    source = config.source_path
+    if not source.is_dir():
+        raise SourceUnusable(f"the source directory {source} {'is not a folder' if source.exists() else 'does not exist'}")
+    try:
+        next(iter(source.iterdir()), None)
+    except OSError as exc:
+        raise SourceUnusable(f"the source directory {source} cannot be read: {exc.strerror or exc}") from None
+    check_writable(config.backup_path)
+
+
+class SourceUnusable(ValueError):
+    """The source directory is missing, not a folder or unreadable."""
+
+
 @dataclass
 class IngestResult:
     """What ``ingest_stage`` did: the parse's, validation's and load's counts, and a few

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from migration_assets.store.database import get_engine
-from migration_assets.store.tables import CONTENT
-from migration_assets_tests.webserver import LOCATION, REPOSITORY, graphql, webserver
+from migration_assets.store.tables import BACKUPS, CONTENT, RUNS
+from migration_assets_tests.webserver import LOCATION, REPOSITORY, daemon, graphql, webserver
 
 SAMPLE = Path(__file__).resolve().parent.parent / "migration_assets" / "sample_data"
 
@@ -125,3 +125,53 @@ def test_the_target_password_is_never_shown_stored_logged_or_reported(tmp_path, 
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
     assert secret not in (tmp_path / "webserver.log").read_text()
+
+
+STEP_FAILURES = """
+query($id: ID!) {
+  logsForRun(runId: $id) {
+    ... on EventConnection { events { __typename ... on ExecutionStepFailureEvent { stepKey error { message stack } } } }
+  }
+}"""
+
+
+def test_a_bad_source_fails_the_run_with_one_clear_line(tmp_path, sqlite_url):
+    home = home_for(tmp_path)
+    missing = tmp_path / "no-such-folder"
+    with webserver(home, {"DATABASE_URL": sqlite_url, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}, tmp_path / "webserver.log") as url:
+        run_id = launch(url, {"resources": {"migration": {"config": {"source_directory": str(missing)}}}}, "bad-source")
+        assert finished(url, run_id) == "FAILURE"
+        events = graphql(url, STEP_FAILURES, {"id": run_id})["logsForRun"]["events"]
+    failures = [event for event in events if event["__typename"] == "ExecutionStepFailureEvent"]
+    assert [failure["stepKey"] for failure in failures] == ["legacy_files"], events
+    message = failures[0]["error"]["message"]
+    assert f"Failure: the run's settings cannot be used: the source directory {missing} does not exist" in message, message
+    assert "\n" not in message.strip() and "Traceback" not in message and "Error occurred while executing" not in message
+
+
+def test_a_run_that_fails_in_the_ui_is_closed_by_the_daemon_with_its_steps_own_error(tmp_path, sqlite_url):
+    home = home_for(tmp_path)
+    env = {"DATABASE_URL": sqlite_url, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
+    with webserver(home, env, tmp_path / "webserver.log") as url, daemon(home, env, tmp_path / "daemon.log"):
+        deadline = time.monotonic() + 120
+        while "Initiating record_failed_runs" not in (tmp_path / "daemon.log").read_text():  # its first tick: it watches from then
+            assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+            time.sleep(1)
+        config = {
+            "resources": {"migration": {"config": {"source_directory": str(SAMPLE)}}, "embedding_model": {"config": {"provider": "no-such-model"}}}
+        }
+        run_id = launch(url, config, "fails-at-embeddings")
+        assert finished(url, run_id) == "FAILURE"
+        deadline, row = time.monotonic() + 180, None
+        while time.monotonic() < deadline:  # the failed-run sensor, on by default, closes it at its next tick
+            with get_engine(sqlite_url).connect() as conn:
+                row = conn.execute(select(RUNS.c.status, RUNS.c.error).where(RUNS.c.id == run_id)).first()
+            if row is not None and row.status != "running":
+                break
+            time.sleep(2)
+    assert row is not None and row.status == "failed", (row, (tmp_path / "daemon.log").read_text()[-3000:])
+    assert row.error.startswith("embeddings: ") and "no-such-model" in row.error, row.error  # the step's own error
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(BACKUPS).where(BACKUPS.c.run_id == run_id)).scalar_one() >= 1  # sealed
+    report = tmp_path / "bk" / "migration_report.json"
+    assert report.is_file() and run_id in report.read_text()

@@ -59,6 +59,24 @@ def webserver(home: Path, env: dict[str, str], log: Path) -> Iterator[str]:
             server.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def daemon(home: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """``dagster-daemon`` (sensors, schedules, the run queue) over this repository's workspace."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
+            cwd=REPO,
+            env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
 def graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict:
     """The ``data`` of a GraphQL answer (one without errors)."""
     answer = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=60)
