@@ -4,6 +4,8 @@ and ``migration_summary.txt`` (for people), both built from the tracking tables.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -252,13 +254,30 @@ def render_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+REPORTS_DIR = "reports"
+
+
+def run_report_dir(backup_directory: Path, run_id: str) -> Path:
+    """Where a run's own report and summary are kept: ``<backups>/reports/<run id>/``."""
+    return backup_directory / REPORTS_DIR / run_id
+
+
 def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, Path]:
-    backup_directory.mkdir(parents=True, exist_ok=True)
-    report_path = backup_directory / REPORT_FILE
-    summary_path = backup_directory / SUMMARY_FILE
+    """Write a run's report and summary into its own folder (``run_report_dir``) and copy them
+    beside it as the latest (``<backups>/migration_report.json``, ``migration_summary.txt``);
+    returns the run's own paths."""
+    folder = run_report_dir(backup_directory, str(report["run_id"])) if report.get("run_id") else backup_directory
+    folder.mkdir(parents=True, exist_ok=True)
+    report_path = folder / REPORT_FILE
+    summary_path = folder / SUMMARY_FILE
     with open(report_path, "w", encoding="utf-8") as fh:  # streamed: a report of every file is large
         json.dump(report, fh, indent=2, ensure_ascii=False, default=str)
     summary_path.write_text(render_summary(report), encoding="utf-8")
+    if folder != backup_directory:
+        for path in (report_path, summary_path):
+            latest = backup_directory / path.name
+            shutil.copyfile(path, latest.with_name(f".{path.name}.tmp"))
+            os.replace(latest.with_name(f".{path.name}.tmp"), latest)  # a reader never sees half of it
     return report_path, summary_path
 
 

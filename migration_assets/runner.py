@@ -186,7 +186,7 @@ def run_wave(
     from migration_assets.definitions import defs
     from migration_assets.lifecycle import close_run
     from migration_assets.partitions import WAVES
-    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
+    from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, run_report_dir
 
     instance = instance or default_instance()
     if not instance.has_dynamic_partition(WAVES, partition_key):
@@ -217,5 +217,5 @@ def run_wave(
                 backup_directory=config.backup_path,
                 create_backups=config.create_backups,
             )
-    backup = config.backup_path
-    return LaunchResult(result.run_id, result.success, backup / REPORT_FILE, backup / SUMMARY_FILE, error)
+    reports = run_report_dir(config.backup_path, result.run_id)  # the run's own (the latest is copied beside the folder)
+    return LaunchResult(result.run_id, result.success, reports / REPORT_FILE, reports / SUMMARY_FILE, error)

@@ -4,6 +4,7 @@ is never shown, stored in a run, logged or written to a report."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,9 +75,19 @@ def test_a_launch_that_sets_only_the_source_completes_and_lands_rows(tmp_path, s
         assert finished(url, run_id) == "SUCCESS", (tmp_path / "webserver.log").read_text()[-3000:]
         second = launch(url, {"resources": {"migration": {"config": {"batch_size": 5}}}}, "batch-only")  # the default source: the sample
         assert finished(url, second) == "SUCCESS"
+        materializations = graphql(
+            url,
+            '{ assetOrError(assetKey: {path: ["migration_report"]}) { ... on Asset { assetMaterializations '
+            "{ runId metadataEntries { label ... on PathMetadataEntry { path } } } } } }",
+        )["assetOrError"]["assetMaterializations"]
     with get_engine(sqlite_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(CONTENT)).scalar_one() > 0
-    assert (tmp_path / "bk" / "migration_report.json").is_file()
+    # each run's report is its own, linked from its materialization; the latest is copied beside them
+    reports = {m["runId"]: next(e["path"] for e in m["metadataEntries"] if e["label"] == "report") for m in materializations}
+    assert set(reports) == {run_id, second} and len(set(reports.values())) == 2
+    for run, path in reports.items():
+        assert json.loads(Path(path).read_text())["run_id"] == run
+    assert json.loads((tmp_path / "bk" / "migration_report.json").read_text())["run_id"] == second
 
 
 def test_the_target_password_is_never_shown_stored_logged_or_reported(tmp_path, postgres_url):
