@@ -39,7 +39,7 @@ def close_run(
     report: bool = True,
 ) -> ClosedRun:
     """End ``run_id`` as ``status`` ("completed" or "failed", with ``error``): seal its backup,
-    or mark it not reversible; complete its waves (a failed wave stays planned, to be retried);
+    or mark it not reversible; complete its waves (a failed one is marked failed: its files go back to the planner);
     write its report into ``backup_directory``. A failure is recorded whatever else goes wrong."""
     from migration_assets.backup import note_backup, seal_or_mark  # imported when a run is closed, not when none is stale
 
@@ -56,6 +56,12 @@ def close_run(
             note_backup(conn, run_id, "not_reversible", closed.not_reversible)
     if status == "completed" and partition_keys:
         finish_waves(engine, partition_keys, run_id, "completed")
+    elif status != "completed":
+        # a failed wave gives its files back to the planner: what it did not migrate (or what was
+        # edited since) goes into the next wave; re-running its partition still runs its files
+        failed_waves = list(partition_keys) or _partition_keys_of(engine, run_id)
+        if failed_waves:
+            finish_waves(engine, failed_waves, run_id, "failed")
     if report:
         from migration_assets.reports import build_report, write_report  # the pipeline's weight: not for a run closed unreported
 
@@ -66,6 +72,13 @@ def close_run(
                 raise
             # a failed run: where it stopped, and why, is in migration_runs whatever the disk says
     return closed
+
+
+def _partition_keys_of(engine: Engine, run_id: str) -> list[str]:
+    """The waves (partition keys) a run was given, as its ``migration_runs`` row records them."""
+    with engine.connect() as conn:
+        keys = conn.execute(select(RUNS.c.partition_key).where(RUNS.c.id == run_id)).scalar()
+    return [key for key in (keys or "").split(",") if key]
 
 
 def close_failed_run(engine: Engine, run_id: str, error: str, *, database_url: str) -> ClosedRun | None:

@@ -201,6 +201,29 @@ def test_the_sensor_requests_a_run_per_new_wave_and_leaves_pending_files_to_thei
     assert files == {key: ["a.txt"], second_key: ["b.txt"]}
 
 
+def test_a_failed_waves_files_go_back_to_the_planner(tmp_path, sqlite_url, instance):
+    from migration_assets.runner import run_wave
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a first version long enough to read")
+    (source / "b.txt").write_text("b")
+    resources = resources_for(source, tmp_path / "bk", sqlite_url)
+    (request,) = watch_source_directory(dg.build_sensor_context(instance=instance, resources=resources)).run_requests
+    instance.add_dynamic_partitions(WAVES, [request.partition_key])
+    config = MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "bk"), incremental=True)
+    failed = run_wave(config, sqlite_url, request.partition_key, instance=instance, embedding_provider="no-such-model")
+    assert not failed.success
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(MigrationWave.status).where(MigrationWave.partition_key == request.partition_key)).scalar_one() == "failed"
+    (source / "a.txt").write_text("a second version, edited after the wave failed")
+    again = watch_source_directory(dg.build_sensor_context(instance=instance, resources=resources))
+    (retry,) = again.run_requests  # before: "nothing new or changed", the edit left to the failed wave forever
+    with get_engine(sqlite_url).connect() as conn:
+        files = conn.execute(select(MigrationWave.files).where(MigrationWave.partition_key == retry.partition_key)).scalar_one()
+    assert "a.txt" in files and retry.partition_key != request.partition_key
+
+
 def test_the_sensor_bounds_the_size_of_a_wave(tmp_path, sqlite_url, instance):
     source = tmp_path / "src"
     source.mkdir()
