@@ -151,14 +151,25 @@ def test_an_edited_record_is_updated_in_place(tmp_path, target_url, instance):
     # the new chunks and vectors came with the content's write; the repair passes found nothing
     metadata = {e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata for e in second.get_asset_materialization_events()}
     assert metadata["content_items"]["chunks"].value == metadata["content_items"]["vectors"].value == len(chunk_texts)
-    assert metadata["knowledge_items"]["chunks_written"].value == 0 and metadata["embeddings"]["embedded"].value == 0
+    assert metadata["knowledge_items"]["chunks_rebuilt_here"].value == 0 and metadata["embeddings"]["embedded_here"].value == 0
+    # and the assets show what the tables hold, and what this run wrote into them
+    assert metadata["knowledge_items"]["dagster/row_count"].value == metadata["knowledge_items"]["written_by_this_run"].value == len(chunk_texts)
+    assert metadata["embeddings"]["dagster/row_count"].value == metadata["embeddings"]["written_by_this_run"].value == len(chunk_texts)
+    assert metadata["content_items"]["dagster/row_count"].value == 1
 
 
-def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, instance):
+def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, instance, target_url):
     record = instance.get_latest_materialization_event(dg.AssetKey("legacy_files"))
     assert record is not None and record.run_id == migrated.run_id
     metadata = record.asset_materialization.metadata
     assert metadata["files"].value == 250 and "preview" in metadata
+    # the content_items asset lists every file not migrated, with its reason, as a table
+    content = instance.get_latest_materialization_event(dg.AssetKey("content_items")).asset_materialization.metadata
+    shown = {(r.data["file"], r.data["status"], r.data["reason"]) for r in content["files_not_migrated"].value.records}
+    query = text("select source_path, status, reason from migration_items where status in ('rejected', 'skipped') and run_id = :r")
+    with get_engine(target_url).connect() as conn:
+        expected = {(path, status, reason or "") for path, status, reason in conn.execute(query, {"r": migrated.run_id})}
+    assert shown == expected and shown
 
 
 def test_a_legacy_id_already_migrated_from_another_file_is_rejected_not_overwritten(tmp_path, target_url, instance):

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 import dagster as dg
 
 from migration_assets import checks, integrity, service
-from migration_assets.assets.metadata import counts_metadata, progress, table_preview, timed_stage
+from migration_assets.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, timed_stage
 from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.runs import start_run, update_stats
+from migration_assets.store.tables import CONTENT
 
 GROUP = "migration"
 
@@ -147,6 +148,8 @@ def ingest_records(
         asset_key="content_items",
         metadata={
             **counts_metadata(loaded),
+            **table_rows(engine, context.run_id, CONTENT),
+            **files_not_migrated(engine, context.run_id),
             "files": dg.MetadataValue.json(dict(result.loaded.files)),
             "target": dg.MetadataValue.text(target.display_url()),
         },

@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+from sqlalchemy import Engine, Table, func, select
 
 from migration_assets.memory import peak_rss_mb
 from migration_assets.resources import TargetDatabase
 from migration_assets.store.runs import update_stats
+from migration_assets.store.tables import ITEMS
 
 
 def counts_metadata(counts: Mapping[str, Any], prefix: str = "") -> dict[str, dg.MetadataValue]:
@@ -35,6 +37,52 @@ def progress(context: dg.AssetExecutionContext, label: str, steps: int = 10) -> 
             context.log.info(f"{label}: batch {done}/{total} ({100 * done // total}%)")
 
     return report
+
+
+def table_rows(engine: Engine, run_id: str, table: Table) -> dict[str, dg.MetadataValue]:
+    """``dagster/row_count`` (the table as it is now, whichever run wrote its rows) and the rows
+    this run wrote."""
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(table)).scalar_one()
+        by_run = conn.execute(select(func.count()).select_from(table).where(table.c.run_id == run_id)).scalar_one()
+    return {"dagster/row_count": dg.MetadataValue.int(int(total)), "written_by_this_run": dg.MetadataValue.int(int(by_run))}
+
+
+def files_not_migrated(engine: Engine, run_id: str, limit: int = 500) -> dict[str, dg.MetadataValue]:
+    """This run's rejected and skipped files with their reasons, as a table (the first ``limit``;
+    the report lists them all)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ITEMS.c.source_path, ITEMS.c.source_format, ITEMS.c.status, ITEMS.c.reason, ITEMS.c.records_rejected)
+            .where(ITEMS.c.run_id == run_id, ITEMS.c.status.in_(("rejected", "skipped")))
+            .order_by(ITEMS.c.status, ITEMS.c.source_path)
+            .limit(limit + 1)
+        ).all()
+    records = [
+        dg.TableRecord(
+            {
+                "file": r.source_path,
+                "format": r.source_format,
+                "status": r.status,
+                "reason": r.reason or "",
+                "records_rejected": int(r.records_rejected or 0),
+            }
+        )
+        for r in rows[:limit]
+    ]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("file", "string"),
+            dg.TableColumn("format", "string"),
+            dg.TableColumn("status", "string", description="rejected or skipped"),
+            dg.TableColumn("reason", "string"),
+            dg.TableColumn("records_rejected", "int"),
+        ]
+    )
+    shown: dict[str, dg.MetadataValue] = {"files_not_migrated": dg.MetadataValue.table(records, schema)}
+    if len(rows) > limit:
+        shown["files_not_migrated_note"] = dg.MetadataValue.text(f"the first {limit}; migration_report.json lists every file")
+    return shown
 
 
 @contextmanager

@@ -6,13 +6,14 @@ import dataclasses
 import dagster as dg
 
 from migration_assets import checks, integrity, service
-from migration_assets.assets.metadata import counts_metadata, timed_stage
+from migration_assets.assets.metadata import counts_metadata, table_rows, timed_stage
 from migration_assets.lifecycle import close_run
 from migration_assets.memory import peak_rss_mb
 from migration_assets.partitions import waves_partitions
 from migration_assets.reports import run_totals
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.runs import update_stats
+from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
 
 GROUP = "migration"
 
@@ -27,7 +28,14 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
         config = migration.settings()
         counts = service.knowledge_stage(target.engine(), context.run_id, config, service.journal_for(config, context.run_id, "knowledge"))
         figures.update(dataclasses.asdict(counts))
-    return dg.MaterializeResult(metadata={"items_chunked": counts.items, "chunks_written": counts.chunks, "items_pruned": counts.removed_items})
+    return dg.MaterializeResult(
+        metadata={
+            **table_rows(target.engine(), context.run_id, KNOWLEDGE),  # most chunks are written with their content
+            "chunks_rebuilt_here": counts.chunks,
+            "items_rechunked_here": counts.items,
+            "items_pruned": counts.removed_items,
+        }
+    )
 
 
 @dg.asset(
@@ -55,7 +63,8 @@ def embeddings(
     integrity.record_results(engine, context.run_id, results)
     return dg.MaterializeResult(
         metadata={
-            "embedded": counts.embedded,
+            **table_rows(engine, context.run_id, EMBEDDINGS),  # most vectors are written with their content
+            "embedded_here": counts.embedded,
             "replaced": counts.replaced,
             "short_items_embedded": counts.short_items,
             "model": provider.name,
