@@ -200,6 +200,12 @@ def run_wave(
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
     }
+    tags = {
+        "migration/source": str(config.source_path),
+        "migration/mode": "incremental" if config.incremental else "full",
+        "migration/launcher": "cli",
+        **(tags or {}),  # the API's say who launched it
+    }
     result = job.execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags, run_id=run_id
     )

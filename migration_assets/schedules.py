@@ -1,8 +1,8 @@
-"""Schedules: a daily incremental pass over the whole source directory."""
+"""Schedules: a daily incremental pass over the whole source directory; daily whole-target checks."""
 
 import dagster as dg
 
-from migration_assets.jobs import migrate_job
+from migration_assets.jobs import integrity_checks_job, migrate_job
 from migration_assets.partitions import WAVES
 from migration_assets.resources import MigrationResource, TargetDatabase
 from migration_assets.sensors import wave_requests
@@ -19,4 +19,14 @@ def daily_incremental_pass(context: dg.ScheduleEvaluationContext, migration: Mig
     if not keys:
         return dg.SkipReason(f"nothing new or changed under {source}")
     context.instance.add_dynamic_partitions(WAVES, keys)
-    return [dg.RunRequest(partition_key=key, run_key=key) for key in keys]
+    tags = {"migration/launcher": "schedule", "migration/mode": "incremental", "migration/source": source}
+    return [dg.RunRequest(partition_key=key, run_key=key, tags=tags) for key in keys]
+
+
+daily_integrity_checks = dg.ScheduleDefinition(
+    name="daily_integrity_checks",
+    job=integrity_checks_job,
+    cron_schedule="0 5 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Daily at 05:00: the whole-target checks (relationships, tracking drift); reads, writes nothing.",
+)

@@ -31,7 +31,12 @@ def watch_source_directory(context: dg.SensorEvaluationContext, migration: Migra
         return dg.SensorResult(skip_reason=dg.SkipReason(f"nothing new or changed under {source}"))
     context.log.info(f"new waves {keys} under {source}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
+        run_requests=[
+            dg.RunRequest(
+                partition_key=key, run_key=key, tags={"migration/launcher": "sensor", "migration/mode": "incremental", "migration/source": source}
+            )
+            for key in keys
+        ],
         dynamic_partitions_requests=[waves_partitions.build_add_request(keys)],
     )
 

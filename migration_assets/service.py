@@ -7,6 +7,7 @@ and returns its own output with the figures worth showing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 import uuid
@@ -275,6 +276,27 @@ def validate_source(config: MigrationConfig, on_batch: Progress | None = None) -
         scratch_config = config.model_copy(update={"backup_directory": scratch})
         validated = validate_stage(scratch_config, parse_stage(scratch_config, inventory, "validate", rules, on_batch))
         return validation_report(inventory, validated, rules)
+
+
+def repair_derived(config: MigrationConfig, database_url: str, run_id: str, provider: EmbeddingProvider | None = None) -> dict[str, Any]:
+    """Rebuild the derived tables over the whole target, as a run of its own (journaled, so it
+    can be rolled back): every stale or missing knowledge chunk, every missing vector. Reads no
+    source file; returns the counts."""
+    from migration_assets.lifecycle import close_run
+    from migration_assets.store.runs import start_run
+
+    engine = get_engine(database_url)
+    start_run(engine, run_id, source_directory=str(config.source_path), config=config.model_dump())
+    try:
+        knowledge = knowledge_stage(engine, run_id, config, journal_for(config, run_id, "knowledge"))
+        vectors = embedding_stage(engine, run_id, provider, journal_for(config, run_id, "embeddings"), workers=config.worker_processes)
+    except Exception as exc:
+        close_run(engine, run_id, status="failed", error=f"repair: {exc}", database_url=database_url, backup_directory=config.backup_path)
+        raise
+    close_run(
+        engine, run_id, status="completed", database_url=database_url, backup_directory=config.backup_path, create_backups=config.create_backups
+    )
+    return {"knowledge": dataclasses.asdict(knowledge), "embeddings": dataclasses.asdict(vectors)}
 
 
 def dry_run(config: MigrationConfig, database_url: str) -> dict[str, Any]:

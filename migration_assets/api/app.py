@@ -368,7 +368,7 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
 
             report = dry_run(config, request.app.state.url)
             return _ok("Dry run: nothing was written", report)
-        tags = {"migration/started_by": who.name, "migration/role": who.role, "migration/via": "api"}
+        tags = {"migration/started_by": who.name, "migration/role": who.role, "migration/launcher": "api"}
         try:
             run_id = start_migration(config, request.app.state.url, tags=tags)
         except AlreadyRunning as exc:
