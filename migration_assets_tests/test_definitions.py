@@ -37,6 +37,8 @@ def test_integrity_checks_are_declared_on_the_assets_they_guard():
         ("content_items", "tracking_drift"),
         ("embeddings", "relationships"),
         ("embeddings", "embeddings"),
+        ("content_items", "target_tracking_drift"),  # the whole-target ones, run alone (integrity_checks)
+        ("embeddings", "target_relationships"),
     }
     specs = {spec.name: spec for spec in graph.get(dg.AssetKey("content_items")).assets_def.check_specs}
     assert specs["reconciliation"].blocking and specs["reconciliation"].description
