@@ -5,6 +5,8 @@ partition — checks exactly what it materialized, and every result is in
 ``data_integrity_checks`` before the report is written.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from migration_assets import integrity
@@ -41,14 +43,14 @@ EMBEDDINGS = dg.AssetCheckSpec(
 )
 
 
-def as_check_result(result: IntegrityResult, check_name: str | None = None) -> dg.AssetCheckResult:
+def as_check_result(result: IntegrityResult, check_name: str | None = None, partitions: Sequence[str] = ()) -> dg.AssetCheckResult:
+    """``result`` as Dagster shows it; ``partitions``: the waves the run checked (shown with it)."""
     severity = dg.AssetCheckSeverity.ERROR if result.severity == "ERROR" else dg.AssetCheckSeverity.WARN
+    metadata = {"message": dg.MetadataValue.text(result.message), "details": dg.MetadataValue.json(result.details)}
+    if partitions:
+        metadata["partition"] = dg.MetadataValue.text(", ".join(partitions))
     return dg.AssetCheckResult(
-        check_name=check_name or result.name,
-        passed=result.passed,
-        severity=severity,
-        description=result.message,
-        metadata={"message": dg.MetadataValue.text(result.message), "details": dg.MetadataValue.json(result.details)},
+        check_name=check_name or result.name, passed=result.passed, severity=severity, description=result.message, metadata=metadata
     )
 
 

@@ -12,13 +12,13 @@ import json
 import dagster as dg
 
 from migration_assets import service
+from migration_assets.assets import GROUP
 from migration_assets.checks import WHOLE_TARGET_CHECKS
 from migration_assets.partitions import waves_partitions
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 
-MIGRATION_GROUP = "migration"
 WRITES_TARGET = {"migration/writes-target": "true"}
-MIGRATION_ASSETS = dg.AssetSelection.groups(MIGRATION_GROUP) - dg.AssetSelection.checks(*WHOLE_TARGET_CHECKS)  # those run alone
+MIGRATION_ASSETS = dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(*WHOLE_TARGET_CHECKS)  # those run alone
 
 migrate_job = dg.define_asset_job(
     "migrate",

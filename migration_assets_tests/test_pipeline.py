@@ -170,6 +170,11 @@ def test_the_run_appears_in_the_instance_history_with_asset_metadata(migrated, i
     with get_engine(target_url).connect() as conn:
         expected = {(path, status, reason or "") for path, status, reason in conn.execute(query, {"r": migrated.run_id})}
     assert shown == expected and shown
+    assert content["records_per_second"].value > 0 and content["files_per_second"].value > 0
+    # each check result says which wave it checked
+    checks = [e for e in instance.get_records_for_run(migrated.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records]
+    partition = instance.get_run_by_id(migrated.run_id).tags["dagster/partition"]
+    assert checks and all(r.event_log_entry.dagster_event.event_specific_data.metadata["partition"].value == partition for r in checks)
 
 
 def test_a_legacy_id_already_migrated_from_another_file_is_rejected_not_overwritten(tmp_path, target_url, instance):

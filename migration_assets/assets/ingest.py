@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 from migration_assets import checks, integrity, service
-from migration_assets.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, timed_stage
+from migration_assets.assets import GROUP, OWNERS, SOURCE_TAGS, TARGET_TAGS
+from migration_assets.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, throughput, timed_stage
 from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
 from migration_assets.inventory import FileInventory
 from migration_assets.partitions import waves_partitions
@@ -15,10 +16,8 @@ from migration_assets.resources import EmbeddingModel, MigrationResource, Target
 from migration_assets.store.runs import start_run, update_stats
 from migration_assets.store.tables import CONTENT
 
-GROUP = "migration"
 
-
-@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"python", "file"})
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"python", "file"}, owners=OWNERS, tags=SOURCE_TAGS)
 def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.Output[FileInventory]:
     """The files of this wave (partition): path, format, size, mtime, sha256, and whether each is
     eligible, too large, unsupported, unreadable or gone. A wave's files are fixed when it is
@@ -59,6 +58,8 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             "parsed_records",
             deps=["legacy_files"],
             group_name=GROUP,
+            owners=OWNERS,
+            tags=SOURCE_TAGS,
             kinds={"python", "pandera"},
             description="Records parsed from every eligible file (JSON, JSON Lines, Markdown, text, CSV); files that cannot be "
             "parsed carry their reason. Each record's knowledge chunks and vectors are derived where it is parsed.",
@@ -68,6 +69,8 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             "validated_records",
             deps=["parsed_records"],
             group_name=GROUP,
+            owners=OWNERS,
+            tags=SOURCE_TAGS,
             kinds={"pandera"},
             description="Parsed records checked against the LegacyRecord schema compiled from the rules in force (rules_file), in "
             "the worker that parsed them; a record breaking a rule of severity error is kept with its reasons and does not go on "
@@ -80,6 +83,8 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
             "content_items",
             deps=["validated_records"],
             group_name=GROUP,
+            owners=OWNERS,
+            tags=TARGET_TAGS,
             kinds={"sql"},
             description="The ``content_items`` table: valid records inserted or updated in place (never duplicated), with their "
             "``legacy_mappings``, knowledge chunks and vectors, and each file's ``migration_items`` row, one transaction per batch.",
@@ -103,6 +108,7 @@ def ingest_records(
     config = migration.settings()
     # a re-execution from this step runs under a new run id: it needs its ledger row too
     start_run(engine, context.run_id, source_directory=legacy_files.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
+    started = time.perf_counter()
     with timed_stage(target, context.run_id, "ingest_records") as figures:
         result = service.ingest_stage(
             engine,
@@ -149,9 +155,10 @@ def ingest_records(
         metadata={
             **counts_metadata(loaded),
             **table_rows(engine, context.run_id, CONTENT),
+            **throughput(len(legacy_files.files), result.parsed["records"], time.perf_counter() - started),
             **files_not_migrated(engine, context.run_id),
             "files": dg.MetadataValue.json(dict(result.loaded.files)),
             "target": dg.MetadataValue.text(target.display_url()),
         },
-        check_results=[checks.as_check_result(r) for r in checked],
+        check_results=[checks.as_check_result(r, partitions=context.partition_keys) for r in checked],
     )

@@ -48,6 +48,16 @@ def table_rows(engine: Engine, run_id: str, table: Table) -> dict[str, dg.Metada
     return {"dagster/row_count": dg.MetadataValue.int(int(total)), "written_by_this_run": dg.MetadataValue.int(int(by_run))}
 
 
+def throughput(files: int, records: int, seconds: float) -> dict[str, dg.MetadataValue]:
+    """Files and records per second of a stage, and its seconds."""
+    seconds = max(seconds, 1e-6)
+    return {
+        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "files_per_second": dg.MetadataValue.float(round(files / seconds, 1)),
+        "records_per_second": dg.MetadataValue.float(round(records / seconds, 1)),
+    }
+
+
 def files_not_migrated(engine: Engine, run_id: str, limit: int = 500) -> dict[str, dg.MetadataValue]:
     """This run's rejected and skipped files with their reasons, as a table (the first ``limit``;
     the report lists them all)."""

@@ -6,19 +6,18 @@ import dataclasses
 import dagster as dg
 
 from migration_assets import checks, integrity, service
+from migration_assets.assets import GROUP, OWNERS, TARGET_TAGS
 from migration_assets.assets.metadata import counts_metadata, table_rows, timed_stage
 from migration_assets.lifecycle import close_run
 from migration_assets.memory import peak_rss_mb
 from migration_assets.partitions import waves_partitions
-from migration_assets.reports import run_totals
+from migration_assets.reports import run_totals, short_summary
 from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.runs import update_stats
 from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
 
-GROUP = "migration"
 
-
-@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=["content_items"])
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"sql"}, deps=["content_items"], owners=OWNERS, tags=TARGET_TAGS)
 def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """The ``knowledge_items`` table: content with substantial text, cut into chunks. The chunks are
     written with their content (``ingest_records``); this step rebuilds whatever is stale (content
@@ -42,6 +41,8 @@ def knowledge_items(context: dg.AssetExecutionContext, migration: MigrationResou
     group_name=GROUP,
     partitions_def=waves_partitions,
     kinds={"numpy", "sql"},
+    owners=OWNERS,
+    tags=TARGET_TAGS,
     deps=[knowledge_items],
     check_specs=[checks.RELATIONSHIPS, checks.EMBEDDINGS],
 )
@@ -70,11 +71,11 @@ def embeddings(
             "model": provider.name,
             "dimension": provider.dimension,
         },
-        check_results=[checks.as_check_result(r) for r in results],
+        check_results=[checks.as_check_result(r, partitions=context.partition_keys) for r in results],
     )
 
 
-@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"json"}, deps=[embeddings])
+@dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"json"}, deps=[embeddings], owners=OWNERS, tags={"layer": "report"})
 def migration_report(context: dg.AssetExecutionContext, migration: MigrationResource, target: TargetDatabase) -> dg.MaterializeResult:
     """``migration_report.json`` and ``migration_summary.txt`` in the backup directory: every file
     discovered, with its status (migrated / skipped / rejected), reason and record counts. The
@@ -95,6 +96,7 @@ def migration_report(context: dg.AssetExecutionContext, migration: MigrationReso
         context.log.warning(f"run {context.run_id} cannot be undone: {closed.not_reversible}")
     with engine.connect() as conn:
         totals = run_totals(conn, context.run_id)
+    context.log.info(short_summary(engine, context.run_id))  # the run's closing line, as the CLI prints it
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.path(str(closed.report_path)),
