@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from migration_assets.assets import ingest, target
-from migration_assets.checks import WHOLE_TARGET_CHECKS
-from migration_assets.jobs import incremental_job, integrity_checks_job, migrate_job, repair_derived, validate_only
-from migration_assets.resources import default_resources
-from migration_assets.schedules import daily_incremental_pass, daily_integrity_checks
-from migration_assets.sensors import record_failed_runs, watch_source_directory
+from migration_assets.defs.catalog import ASSETS
+from migration_assets.defs.checks import WHOLE_TARGET_CHECKS
+from migration_assets.defs.jobs import incremental_job, integrity_checks_job, migrate_job, repair_derived, validate_only
+from migration_assets.defs.resources import default_resources
+from migration_assets.defs.schedules import daily_incremental_pass, daily_integrity_checks
+from migration_assets.defs.sensors import record_failed_runs, watch_source_directory
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([ingest, target]),
+    assets=ASSETS,
     asset_checks=WHOLE_TARGET_CHECKS,
     jobs=[migrate_job, incremental_job, validate_only, repair_derived, integrity_checks_job],
     sensors=[watch_source_directory, record_failed_runs],

@@ -184,8 +184,8 @@ def run_wave(
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
     from migration_assets.config import embedding_provider_from_env
     from migration_assets.definitions import defs
+    from migration_assets.defs.partitions import WAVES
     from migration_assets.lifecycle import close_run
-    from migration_assets.partitions import WAVES
     from migration_assets.reports import REPORT_FILE, SUMMARY_FILE, run_report_dir
 
     instance = instance or default_instance()

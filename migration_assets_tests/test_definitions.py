@@ -45,7 +45,7 @@ def test_integrity_checks_are_declared_on_the_assets_they_guard():
 
 
 def test_record_assets_show_their_pandera_schema():
-    from migration_assets.assets.schemas import table_schema_of, validated_table_schema
+    from migration_assets.defs.assets.schemas import table_schema_of, validated_table_schema
     from migration_assets.rules import default_rules
     from migration_assets.validation import PARSED_RECORD_SCHEMA
 

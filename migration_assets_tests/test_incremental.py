@@ -12,10 +12,10 @@ from sqlalchemy import func, select, text
 
 from migration_assets.config import MigrationConfig
 from migration_assets.definitions import defs
-from migration_assets.partitions import WAVES
-from migration_assets.resources import MigrationResource, TargetDatabase
-from migration_assets.schedules import daily_incremental_pass
-from migration_assets.sensors import watch_source_directory
+from migration_assets.defs.partitions import WAVES
+from migration_assets.defs.resources import MigrationResource, TargetDatabase
+from migration_assets.defs.schedules import daily_incremental_pass
+from migration_assets.defs.sensors import watch_source_directory
 from migration_assets.store.database import get_engine
 from migration_assets.store.models import ContentItem, MigrationWave
 from migration_assets.waves import plan_incremental

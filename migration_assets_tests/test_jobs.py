@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from migration_assets.config import MigrationConfig
 from migration_assets.definitions import defs
-from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.runner import run_migration
 from migration_assets.store.database import get_engine
 from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE, RUNS

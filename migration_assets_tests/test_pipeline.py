@@ -9,16 +9,15 @@ import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 from sqlalchemy import func, select, text
 
-from migration_assets.assets import ingest, target
+from migration_assets.defs.catalog import ASSETS
+from migration_assets.defs.partitions import WAVES
+from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.embeddings import get_provider
-from migration_assets.partitions import WAVES
 from migration_assets.reports import REPORT_FILE, SUMMARY_FILE
-from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.database import get_engine
 from migration_assets.store.models import ContentItem, Embedding, KnowledgeItem, LegacyMapping, MigrationItem, MigrationRun, RejectedRecord
 from migration_assets.waves import plan_waves
 
-ASSETS = dg.load_assets_from_modules([ingest, target])
 EXPECTED_STATUS = {"valid": "migrated", "invalid": "rejected", "skip": "skipped"}
 
 

@@ -301,9 +301,9 @@ def test_the_record_normaliser_never_crashes_and_its_records_are_json_safe(raw):
 def test_an_embedding_model_that_cannot_load_stops_cleanly_and_the_run_resumes_later(tmp_path, target_url, instance):
     import dagster as dg
 
-    from migration_assets.assets import ingest, target
-    from migration_assets.partitions import WAVES
-    from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+    from migration_assets.defs.catalog import ASSETS
+    from migration_assets.defs.partitions import WAVES
+    from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
     from migration_assets.runner import root_cause
     from migration_assets.waves import plan_waves
 
@@ -313,7 +313,7 @@ def test_an_embedding_model_that_cannot_load_stops_cleanly_and_the_run_resumes_l
     migration = MigrationResource(source_directory=str(source), backup_directory=str(tmp_path / "bk"))
     (wave,) = plan_waves(get_engine(target_url), migration.settings())
     instance.add_dynamic_partitions(WAVES, [wave.partition_key])
-    assets = dg.load_assets_from_modules([ingest, target])
+    assets = ASSETS
     broken = {"migration": migration, "target": TargetDatabase(url=target_url), "embedding_model": EmbeddingModel(provider="no-such-model")}
     failed = dg.materialize(assets, resources=broken, instance=instance, partition_key=wave.partition_key, raise_on_error=False)
     assert not failed.success

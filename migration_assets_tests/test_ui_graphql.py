@@ -186,3 +186,27 @@ def test_a_run_that_fails_in_the_ui_is_closed_by_the_daemon_with_its_steps_own_e
         assert conn.execute(select(func.count()).select_from(BACKUPS).where(BACKUPS.c.run_id == run_id)).scalar_one() >= 1  # sealed
     report = tmp_path / "bk" / "migration_report.json"
     assert report.is_file() and run_id in report.read_text()
+
+
+def test_the_sensor_turned_on_in_the_ui_requests_a_run_when_files_appear(tmp_path, sqlite_url):
+    home = home_for(tmp_path)
+    source = tmp_path / "incoming"
+    source.mkdir()
+    (source / "note.txt").write_text("A note that arrived in the watched folder.")
+    env = {"DATABASE_URL": sqlite_url, "MIGRATION_SOURCE_DIR": str(source), "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
+    sensor = {**REPOSITORY, "sensorName": "watch_source_directory"}
+    with webserver(home, env, tmp_path / "webserver.log") as url, daemon(home, env, tmp_path / "daemon.log"):
+        state = graphql(
+            url, "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { ... on Sensor { sensorState { status } } } }", {"s": sensor}
+        )
+        assert state["startSensor"]["sensorState"]["status"] == "RUNNING"  # it starts stopped: the user turns it on
+        deadline, runs = time.monotonic() + 240, []
+        while time.monotonic() < deadline and not any(run["status"] == "SUCCESS" for run in runs):
+            time.sleep(2)
+            runs = graphql(url, "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }")["runsOrError"]["results"]
+    assert runs, (tmp_path / "daemon.log").read_text()[-3000:]
+    (run,) = runs
+    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert run["status"] == "SUCCESS" and tags["migration/launcher"] == "sensor" and tags["migration/source"] == str(source)
+    with get_engine(sqlite_url).connect() as conn:
+        assert conn.execute(select(CONTENT.c.source_path)).scalars().all() == ["note.txt"]

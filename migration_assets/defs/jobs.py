@@ -12,10 +12,10 @@ import json
 import dagster as dg
 
 from migration_assets import service
-from migration_assets.assets import GROUP
-from migration_assets.checks import WHOLE_TARGET_CHECKS
-from migration_assets.partitions import waves_partitions
-from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
+from migration_assets.defs.assets import GROUP
+from migration_assets.defs.checks import WHOLE_TARGET_CHECKS
+from migration_assets.defs.partitions import waves_partitions
+from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
 
 WRITES_TARGET = {"migration/writes-target": "true"}
 MIGRATION_ASSETS = dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(*WHOLE_TARGET_CHECKS)  # those run alone
@@ -24,7 +24,6 @@ migrate_job = dg.define_asset_job(
     "migrate",
     selection=MIGRATION_ASSETS,
     description="Migrate a wave of the source directory into the target: every asset from legacy_files to migration_report.",
-    executor_def=dg.in_process_executor,
     partitions_def=waves_partitions,
     tags=WRITES_TARGET,
 )
@@ -33,7 +32,6 @@ incremental_job = dg.define_asset_job(
     "migrate_incremental",
     selection=MIGRATION_ASSETS,
     description="An incremental pass: a wave of the new, changed and drifted files only (a partition added by hand is planned so).",
-    executor_def=dg.in_process_executor,
     partitions_def=waves_partitions,
     config={"resources": {"migration": {"config": {"incremental": True}}}},
     tags={**WRITES_TARGET, "migration/mode": "incremental"},

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from migration_assets.jobs import integrity_checks_job, migrate_job
-from migration_assets.partitions import WAVES
-from migration_assets.resources import MigrationResource, TargetDatabase
-from migration_assets.sensors import wave_requests
+from migration_assets.defs.jobs import integrity_checks_job, migrate_job
+from migration_assets.defs.partitions import WAVES
+from migration_assets.defs.resources import MigrationResource, TargetDatabase
+from migration_assets.defs.sensors import wave_requests
 
 
 @dg.schedule(

@@ -10,8 +10,8 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import Engine, Table, func, select
 
+from migration_assets.defs.resources import TargetDatabase
 from migration_assets.memory import peak_rss_mb
-from migration_assets.resources import TargetDatabase
 from migration_assets.store.runs import update_stats
 from migration_assets.store.tables import ITEMS
 

@@ -4,10 +4,10 @@ with their step's error, backup sealed, report written)."""
 import dagster as dg
 
 from migration_assets import service
-from migration_assets.jobs import migrate_job
+from migration_assets.defs.jobs import migrate_job
+from migration_assets.defs.partitions import waves_partitions
+from migration_assets.defs.resources import MigrationResource, TargetDatabase
 from migration_assets.lifecycle import close_failed_run
-from migration_assets.partitions import waves_partitions
-from migration_assets.resources import MigrationResource, TargetDatabase
 from migration_assets.runner import step_error
 
 

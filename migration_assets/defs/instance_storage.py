@@ -11,7 +11,7 @@ the URL names; ``deploy/postgres/dagster.yaml`` uses it:
 
     storage:
       custom:
-        module: migration_assets.instance_storage
+        module: migration_assets.defs.instance_storage
         class: PostgresInstanceStorage
         config:
           postgres_url:

@@ -6,13 +6,14 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from migration_assets import checks, integrity, service
-from migration_assets.assets import GROUP, OWNERS, SOURCE_TAGS, TARGET_TAGS
-from migration_assets.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, throughput, timed_stage
-from migration_assets.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
+from migration_assets import integrity, service
+from migration_assets.defs import checks
+from migration_assets.defs.assets import GROUP, OWNERS, SOURCE_TAGS, TARGET_TAGS
+from migration_assets.defs.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, throughput, timed_stage
+from migration_assets.defs.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
+from migration_assets.defs.partitions import waves_partitions
+from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.inventory import FileInventory
-from migration_assets.partitions import waves_partitions
-from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.runs import start_run, update_stats
 from migration_assets.store.tables import CONTENT
 

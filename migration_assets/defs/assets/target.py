@@ -5,14 +5,15 @@ import dataclasses
 
 import dagster as dg
 
-from migration_assets import checks, integrity, service
-from migration_assets.assets import GROUP, OWNERS, TARGET_TAGS
-from migration_assets.assets.metadata import counts_metadata, table_rows, timed_stage
+from migration_assets import integrity, service
+from migration_assets.defs import checks
+from migration_assets.defs.assets import GROUP, OWNERS, TARGET_TAGS
+from migration_assets.defs.assets.metadata import counts_metadata, table_rows, timed_stage
+from migration_assets.defs.partitions import waves_partitions
+from migration_assets.defs.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.lifecycle import close_run
 from migration_assets.memory import peak_rss_mb
-from migration_assets.partitions import waves_partitions
 from migration_assets.reports import run_totals, short_summary
-from migration_assets.resources import EmbeddingModel, MigrationResource, TargetDatabase
 from migration_assets.store.runs import update_stats
 from migration_assets.store.tables import EMBEDDINGS, KNOWLEDGE
 

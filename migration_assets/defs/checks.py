@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from migration_assets import integrity
+from migration_assets.defs.resources import MigrationResource, TargetDatabase
 from migration_assets.integrity import IntegrityResult
-from migration_assets.resources import MigrationResource, TargetDatabase
 
 RECONCILIATION = dg.AssetCheckSpec(
     "reconciliation",
