@@ -56,18 +56,18 @@ class LaunchResult:
 
 
 def ensure_dagster_home() -> Path:
-    """``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory, created with
-    the project's ``dagster.yaml`` when the working directory has one (and set for this process
-    and the processes it starts)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path.cwd() / ".dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        settings = home / "dagster.yaml"
-        if not settings.exists():
-            project_settings = Path.cwd() / "dagster.yaml"
-            settings.write_text(project_settings.read_text() if project_settings.exists() else "telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(home)
-    return Path(os.environ["DAGSTER_HOME"])
+    """``DAGSTER_HOME``; when unset, ``.dagster_home`` under the working directory (and set for
+    this process and the processes it starts). A home without settings gets the project's
+    ``dagster.yaml`` (the working directory's, else telemetry off): Dagster reads only
+    ``$DAGSTER_HOME/dagster.yaml``, and warns at every start when there is none."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        project_settings = Path.cwd() / "dagster.yaml"
+        settings.write_text(project_settings.read_text() if project_settings.exists() else "telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
 
 
 class InstanceUnavailable(RuntimeError):

@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from migration_assets.definitions import defs
@@ -75,3 +80,29 @@ def test_the_workspace_file_loads_the_code_location():
     done = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=repo, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_the_cli_gives_a_dagster_home_without_settings_the_projects(tmp_path, sqlite_url):
+    """Dagster reads only $DAGSTER_HOME/dagster.yaml and warns at every start without one."""
+    repo = Path(__file__).resolve().parent.parent
+    home = tmp_path / "empty-home"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "migration_assets.cli",
+            "migrate",
+            "--source",
+            str(repo / "migration_assets" / "sample_data"),
+            "--backup",
+            str(tmp_path / "bk"),
+        ],
+        env={**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": sqlite_url},
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (home / "dagster.yaml").read_text() == (repo / "dagster.yaml").read_text()
+    assert "No dagster instance configuration file" not in done.stderr
