@@ -210,3 +210,29 @@ def test_the_sensor_turned_on_in_the_ui_requests_a_run_when_files_appear(tmp_pat
     assert run["status"] == "SUCCESS" and tags["migration/launcher"] == "sensor" and tags["migration/source"] == str(source)
     with get_engine(sqlite_url).connect() as conn:
         assert conn.execute(select(CONTENT.c.source_path)).scalars().all() == ["note.txt"]
+
+
+def test_lineage_checks_and_partitions_as_the_ui_shows_them(tmp_path, sqlite_url):
+    home = home_for(tmp_path)
+    env = {"DATABASE_URL": sqlite_url, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
+    with webserver(home, env, tmp_path / "webserver.log") as url:
+        run_id = launch(url, {"resources": {"migration": {"config": {"source_directory": str(SAMPLE)}}}}, "lineage-wave")
+        assert finished(url, run_id) == "SUCCESS"
+        nodes = graphql(
+            url,
+            "{ assetNodes { assetKey { path } dependencyKeys { path } partitionKeysByDimension { partitionKeys } "
+            "assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } } } }",
+        )["assetNodes"]
+    by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
+    upstream = {name: [key["path"][-1] for key in node["dependencyKeys"]] for name, node in by_name.items()}
+    chain = ["legacy_files", "parsed_records", "validated_records", "content_items", "knowledge_items", "embeddings", "migration_report"]
+    assert upstream["legacy_files"] == [] and all(upstream[after] == [before] for before, after in zip(chain, chain[1:], strict=False))
+    assert all(by_name[name]["partitionKeysByDimension"][0]["partitionKeys"] == ["lineage-wave"] for name in chain)
+    checks = {
+        (name, check["name"]): (check["executionForLatestMaterialization"] or {}).get("status")
+        for name, node in by_name.items()
+        for check in node["assetChecksOrError"]["checks"]
+    }
+    run_scoped = [("content_items", "reconciliation"), ("content_items", "duplicate_content"), ("content_items", "tracking_drift")]
+    assert all(checks[key] == "SUCCEEDED" for key in [*run_scoped, ("embeddings", "relationships"), ("embeddings", "embeddings")]), checks
+    assert ("embeddings", "target_relationships") in checks and ("content_items", "target_tracking_drift") in checks
