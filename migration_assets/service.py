@@ -25,6 +25,7 @@ from migration_assets.backup import Journal, fernet_from_env, run_backup_dir
 from migration_assets.config import MigrationConfig
 from migration_assets.derivation import Derivation, DerivedRecords
 from migration_assets.embeddings import EmbeddingProvider, get_provider
+from migration_assets.embeddings.base import is_semantic
 from migration_assets.ingest import parse_stage, validate_stage
 from migration_assets.inventory import FileInventory, take_inventory
 from migration_assets.memory import bulk_allocation, peak_rss_mb
@@ -251,12 +252,16 @@ def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journa
 def embedding_stage(
     engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None, *, workers: int = 1
 ) -> EmbeddingCounts:
-    """Vectors of ``provider`` for every knowledge chunk, and for every content item with text
-    but no chunk (too short to be cut), so that search finds each item by meaning."""
+    """Vectors of ``provider`` for every knowledge chunk and, with a semantic provider, for every
+    content item with text but no chunk (too short to be cut), so that search finds each item by
+    meaning."""
     chosen = provider or get_provider()
     batch = getattr(chosen, "batch_chunks", 4000)  # a slow model takes smaller batches, so that every worker gets some
     counts = retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, batch_size=batch, journal=journal, workers=workers))
-    counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, batch_size=batch, workers=workers))
+    if is_semantic(chosen):
+        counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, batch_size=batch, workers=workers))
+    else:  # a lexical provider adds nothing the text index does not find: no vectors of its own, none left of another model
+        derived.drop_content_vectors(engine)
     return counts
 
 

@@ -22,10 +22,19 @@ EXPECTED_STATUS = {"valid": "migrated", "invalid": "rejected", "skip": "skipped"
 
 
 def materialize(
-    source: Path, backup: Path, url: str, instance: dg.DagsterInstance, *, key: str | None = None, adopt_pending: bool = False, **config
+    source: Path,
+    backup: Path,
+    url: str,
+    instance: dg.DagsterInstance,
+    *,
+    key: str | None = None,
+    adopt_pending: bool = False,
+    provider: str | None = None,
+    **config,
 ) -> dg.ExecuteInProcessResult | None:
     """Plan a wave of ``source`` (as the CLI does) and materialize every asset for it; None when
-    an incremental plan finds nothing to do. With ``key``, materialize that partition instead."""
+    an incremental plan finds nothing to do. With ``key``, materialize that partition instead;
+    ``provider``: the embedding provider (default: the environment's, hashing)."""
     migration = MigrationResource(source_directory=str(source), backup_directory=str(backup), **config)
     if key is None:
         waves = plan_waves(get_engine(url), migration.settings(), adopt_pending=adopt_pending)
@@ -34,7 +43,7 @@ def materialize(
         key = waves[0].partition_key
     if not instance.has_dynamic_partition(WAVES, key):
         instance.add_dynamic_partitions(WAVES, [key])
-    resources = {"migration": migration, "target": TargetDatabase(url=url), "embedding_model": EmbeddingModel()}
+    resources = {"migration": migration, "target": TargetDatabase(url=url), "embedding_model": EmbeddingModel(provider=provider)}
     # Dagster 1.13 looks the instance's defs-state storage up through a context variable that a
     # disposed instance can leave behind; pin it to this instance for the run
     with set_defs_state_storage(instance.defs_state_storage):

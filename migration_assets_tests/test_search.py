@@ -72,25 +72,6 @@ def found(engine, query: str) -> list[str]:
     return [r["legacy_id"] for r in search(engine, query, provider=HASHING, limit=50)["results"] if r["text_rank"]]
 
 
-def similarity(engine, passage: str, legacy_id: str) -> float | None:
-    """How close the vector search puts ``legacy_id`` to ``passage`` (None: not on the vector side).
-    The hashing embedder reads a short item's text alone, so its own text scores 1."""
-    results = search(engine, passage, provider=HASHING, limit=50)["results"]
-    return next((r["similarity"] for r in results if r["legacy_id"] == legacy_id), None)
-
-
-def short_items_without_vector(engine) -> int:
-    """Content items with text, no chunk and no vector of their current version."""
-    with engine.connect() as conn:
-        return conn.execute(
-            text(
-                "select count(*) from content_items c where coalesce(c.content, '') <> '' "
-                "and not exists (select 1 from knowledge_items k where k.content_item_id = c.id) "
-                "and not exists (select 1 from content_vectors v where v.content_item_id = c.id and v.record_hash = c.record_hash)"
-            )
-        ).scalar_one()
-
-
 def index_is_whole(engine) -> None:
     """The database's own check that its text index matches the content table."""
     with engine.begin() as conn:
@@ -168,13 +149,7 @@ def test_the_index_follows_incremental_runs_and_rollbacks_exactly(tmp_path, targ
     engine = get_engine(target_url)
     first_run = materialize(source, tmp_path / "bk", target_url, instance)
     assert first_run.success
-    assert short_items_without_vector(engine) == 0  # too short for chunks: each has a vector of its own
-    old, new = (
-        "Install the WireGuard client, import the profile named corp-gw-7, and keep the tunnel up while you work.",
-        ("Use the Tailscale agent now; the tunnel is gone."),
-    )
-    assert similarity(engine, old, "kb/vpn.md#0") > 0.999
-    (source / "kb" / "vpn.md").write_text(f"---\ntitle: Connecting from home\n---\n{new}\n")
+    (source / "kb" / "vpn.md").write_text("---\ntitle: Connecting from home\n---\nUse the Tailscale agent now; the tunnel is gone.\n")
     (source / "fresh.txt").write_text("A brand new note about the Okavango expedition.\n")
     (source / "notes.txt").unlink()
     second = materialize(source, tmp_path / "bk", target_url, instance, incremental=True, prune_removed=True)
@@ -182,21 +157,12 @@ def test_the_index_follows_incremental_runs_and_rollbacks_exactly(tmp_path, targ
     index_is_whole(engine)
     assert found(engine, "tailscale") and not found(engine, "wireguard")
     assert found(engine, "okavango") and not found(engine, "kilimanjaro")
-    # the vectors follow: the edited item's is of its new text, its old one no longer counts
-    assert short_items_without_vector(engine) == 0
-    assert similarity(engine, new, "kb/vpn.md#0") > 0.999 and (similarity(engine, old, "kb/vpn.md#0") or 0) < 0.9
-    assert similarity(engine, "A brand new note about the Okavango expedition.", "fresh.txt#0") > 0.999
     # undo the second run: the old text is found again, the new text no more
     assert rollback(engine, None, target_url, run_id=second.run_id, confirm=True).applied
     index_is_whole(engine)
     assert found(engine, "wireguard") and not found(engine, "tailscale")
     assert found(engine, "kilimanjaro") and not found(engine, "okavango")
-    # and so do the vectors: the restored version's vector counts again, the undone one's never
-    assert similarity(engine, old, "kb/vpn.md#0") > 0.999 and (similarity(engine, new, "kb/vpn.md#0") or 0) < 0.9
-    assert similarity(engine, "A brand new note about the Okavango expedition.", "fresh.txt#0") is None
     # undo the first: nothing is found
     assert rollback(engine, None, target_url, run_id=first_run.run_id, confirm=True).applied
     index_is_whole(engine)
     assert not found(engine, "wireguard") and not found(engine, "refunds")
-    with engine.connect() as conn:  # the items' own vectors went with them
-        assert conn.execute(text("select count(*) from content_vectors")).scalar_one() == 0

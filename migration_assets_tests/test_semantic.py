@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from migration_assets import service
 from migration_assets.config import MigrationConfig
@@ -91,9 +91,57 @@ def test_items_too_short_for_knowledge_are_found_by_meaning_too(tmp_path, sqlite
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(KNOWLEDGE)).scalar_one() == 0
         models = dict(conn.execute(select(CONTENT_VECTORS.c.model, func.count()).group_by(CONTENT_VECTORS.c.model)).tuples().all())
-    assert models == {"all-MiniLM-L6-v2": len(DOCS)} and counts.short_items == len(DOCS)  # the hashing vectors of the run replaced
+    assert models == {"all-MiniLM-L6-v2": len(DOCS)} and counts.short_items == len(DOCS)  # the migration (hashing) left none
     assert first_rate(engine, minilm, PARAPHRASES) >= 0.8 and first_rate(engine, minilm, NAMES) == 1.0
     assert service.embedding_stage(engine, "short", minilm).short_items == 0  # unchanged items are never embedded again
+
+
+def short_items_without_vector(engine) -> int:
+    """Content items with text, no chunk and no vector of their current version."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "select count(*) from content_items c where coalesce(c.content, '') <> '' "
+                "and not exists (select 1 from knowledge_items k where k.content_item_id = c.id) "
+                "and not exists (select 1 from content_vectors v where v.content_item_id = c.id and v.record_hash = c.record_hash)"
+            )
+        ).scalar_one()
+
+
+def test_short_items_vectors_follow_incremental_runs_and_rollbacks_exactly(tmp_path, target_url, instance, semantic_available):
+    from migration_assets.rollback import rollback
+    from migration_assets_tests.test_pipeline import materialize
+    from migration_assets_tests.test_search import write_store as help_desk
+
+    static = get_provider("minilm-static")
+    engine = get_engine(target_url)
+
+    def similarity(query: str, legacy_id: str) -> float | None:
+        results = search(engine, query, provider=static, limit=50)["results"]
+        return next((r["similarity"] for r in results if r["legacy_id"] == legacy_id), None)
+
+    source = help_desk(tmp_path / "store")  # every item shorter than knowledge_min_chars
+    first_run = materialize(source, tmp_path / "bk", target_url, instance, provider="minilm-static")
+    assert first_run.success and short_items_without_vector(engine) == 0
+    old = "Install the WireGuard client, import the profile named corp-gw-7, and keep the tunnel up while you work."
+    new = "Use the Tailscale agent now; the tunnel is gone."
+    before = similarity(old, "kb/vpn.md#0")
+    (source / "kb" / "vpn.md").write_text(f"---\ntitle: Connecting from home\n---\n{new}\n")
+    (source / "fresh.txt").write_text("A brand new note about the Okavango expedition.\n")
+    (source / "notes.txt").unlink()
+    second = materialize(source, tmp_path / "bk", target_url, instance, incremental=True, prune_removed=True, provider="minilm-static")
+    assert second.success and short_items_without_vector(engine) == 0
+    # the edited item's vector is its new text's; the old one no longer counts
+    assert similarity(new, "kb/vpn.md#0") > similarity(old, "kb/vpn.md#0") and similarity(old, "kb/vpn.md#0") != before
+    assert similarity("A brand new note about the Okavango expedition.", "fresh.txt#0") is not None
+    # undo the second run: the restored version's own vector counts again, the undone ones never
+    assert rollback(engine, None, target_url, run_id=second.run_id, confirm=True).applied
+    assert similarity(old, "kb/vpn.md#0") == before and before > similarity(new, "kb/vpn.md#0")
+    assert similarity("A brand new note about the Okavango expedition.", "fresh.txt#0") is None
+    # undo the first: no vector is left
+    assert rollback(engine, None, target_url, run_id=first_run.run_id, confirm=True).applied
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CONTENT_VECTORS)).scalar_one() == 0
 
 
 def test_the_transformer_in_worker_processes_after_it_ran_here(labeled, semantic_available):

@@ -42,6 +42,12 @@ def passage(provider: EmbeddingProvider, title: str | None, text: str) -> str:
     return f"{title}\n\n{text}" if title and getattr(provider, "embeds_titles", False) else text
 
 
+def is_semantic(provider: EmbeddingProvider) -> bool:
+    """Whether ``provider`` embeds meaning (``semantic = True``: the MiniLM providers) rather than
+    spelling (the hashing embedder, which the full-text index already covers)."""
+    return bool(getattr(provider, "semantic", False))
+
+
 def can_send(provider: EmbeddingProvider | None) -> bool:
     """Whether ``provider`` can be sent to a worker process (a model holding a GPU handle, say,
     cannot)."""

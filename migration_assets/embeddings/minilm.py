@@ -71,6 +71,7 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dimension = 384
     embeds_titles = True
+    semantic = True
     fork_safe = False  # torch's OpenMP threads, once used, hang a forked child: workers start fresh
     batch_chunks = 256  # chunks per job of the embedding stage: a second or two each, so that every worker gets some
     PAD_TO = 32
@@ -164,6 +165,7 @@ class StaticMiniLMEmbedder:
     name = "all-MiniLM-L6-v2-static-256"
     dimension = 256
     embeds_titles = True
+    semantic = True
 
     def __init__(self) -> None:
         self._model: Any = None

@@ -437,6 +437,14 @@ def refresh_content_vectors(engine: Engine, run_id: str, provider: EmbeddingProv
     return written
 
 
+def drop_content_vectors(engine: Engine) -> None:
+    """Delete every short item's vector (a lexical provider needs none: the text index finds
+    those items by their words)."""
+    with engine.begin() as conn:
+        serialise_writes(conn, "embeddings")
+        conn.execute(delete(CONTENT_VECTORS))
+
+
 def _needs_item_vector(provider: EmbeddingProvider) -> ColumnElement[bool]:
     """Content items with text (a title or content), no knowledge chunk and no vector of
     ``provider`` for their current version."""
