@@ -223,6 +223,14 @@ def test_lineage_checks_and_partitions_as_the_ui_shows_them(tmp_path, sqlite_url
             "{ assetNodes { assetKey { path } dependencyKeys { path } partitionKeysByDimension { partitionKeys } "
             "assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } } } }",
         )["assetNodes"]
+        logs = graphql(
+            url,
+            "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { ... on LogMessageEvent { message } } } } }",
+            {"id": run_id},
+        )
+    lines = [event.get("message", "") for event in logs["logsForRun"]["events"] if event]
+    assert any(line.startswith("written: batch") for line in lines), lines  # progress while it writes
+    assert any(f"Run {run_id} completed:" in line for line in lines), lines  # and its closing line
     by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
     upstream = {name: [key["path"][-1] for key in node["dependencyKeys"]] for name, node in by_name.items()}
     chain = ["legacy_files", "parsed_records", "validated_records", "content_items", "knowledge_items", "embeddings", "migration_report"]
