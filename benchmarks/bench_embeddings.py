@@ -133,7 +133,9 @@ def quality(providers: dict[str, object]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chunks", type=int, default=256, help="chunks for the provider calls")
-    ap.add_argument("--stage-chunks", type=int, default=1000, help="chunks for the embedding stage (model loads included)")
+    ap.add_argument(
+        "--stage-chunks", type=int, default=3000, help="chunks for the embedding stage (model loads included; under 2,000 it keeps to one process)"
+    )
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "migration-assets-bench")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -249,6 +249,11 @@ def knowledge_stage(engine: Engine, run_id: str, config: MigrationConfig, journa
     )
 
 
+FRESH_WORKERS_WORTH = 2_000
+"""Vectors below which a provider whose workers start fresh (the transformer) embeds in the run's
+own process: each worker's start (torch, the model) costs seconds (``bench_embeddings.py``)."""
+
+
 def embedding_stage(
     engine: Engine, run_id: str, provider: EmbeddingProvider | None = None, journal: Journal | None = None, *, workers: int = 1
 ) -> EmbeddingCounts:
@@ -257,6 +262,8 @@ def embedding_stage(
     meaning."""
     chosen = provider or get_provider()
     batch = getattr(chosen, "batch_chunks", 4000)  # a slow model takes smaller batches, so that every worker gets some
+    if workers > 1 and not getattr(chosen, "fork_safe", True) and derived.vectors_to_write(engine, chosen) < FRESH_WORKERS_WORTH:
+        workers = 1  # workers started from a fresh interpreter load the model each: seconds a small stage does not win back
     counts = retry_transient(lambda: derived.refresh_embeddings(engine, run_id, chosen, batch_size=batch, journal=journal, workers=workers))
     if is_semantic(chosen):
         counts.short_items = retry_transient(lambda: derived.refresh_content_vectors(engine, run_id, chosen, batch_size=batch, workers=workers))

@@ -144,7 +144,7 @@ def test_short_items_vectors_follow_incremental_runs_and_rollbacks_exactly(tmp_p
         assert conn.execute(select(func.count()).select_from(CONTENT_VECTORS)).scalar_one() == 0
 
 
-def test_the_transformer_in_worker_processes_after_it_ran_here(labeled, semantic_available):
+def test_the_transformer_in_worker_processes_after_it_ran_here(labeled, semantic_available, monkeypatch):
     """Torch's OpenMP threads, once used in a process, hang a child forked from it: workers for
     the transformer start from a fresh interpreter, and each takes its share of the cores."""
     from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +158,7 @@ def test_the_transformer_in_worker_processes_after_it_ran_here(labeled, semantic
     shared, context = for_workers(minilm, 2)
     assert shared is not None and shared.threads >= 1 and minilm.threads is None
     assert context is not None and context.get_start_method() == "forkserver"
+    monkeypatch.setattr(service, "FRESH_WORKERS_WORTH", 0)  # workers even for these few chunks (a small stage stays in-process)
     with ThreadPoolExecutor(1) as waiting:
         counts = waiting.submit(service.embedding_stage, labeled, "workers", MiniLMEmbedder(), workers=2).result(timeout=300)
     with labeled.connect() as conn:

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_assets.backup import Journal
 from migration_assets.embeddings import EmbeddingProvider
+from migration_assets.embeddings.base import is_semantic
 from migration_assets.store.bulk import assign_ids, bulk_insert, copy_vectors, insert_columns, reserve_ids
 from migration_assets.store.database import serialise_writes
 from migration_assets.store.dependencies import depend_on_chunks_of, depend_on_rows
@@ -435,6 +436,15 @@ def refresh_content_vectors(engine: Engine, run_id: str, provider: EmbeddingProv
         serialise_writes(conn, "embeddings")
         conn.execute(delete(CONTENT_VECTORS).where(exists().where(KNOWLEDGE.c.content_item_id == CONTENT_VECTORS.c.content_item_id)))
     return written
+
+
+def vectors_to_write(engine: Engine, provider: EmbeddingProvider) -> int:
+    """How many vectors an embedding stage of ``provider`` would write now: chunks without one of
+    its vectors and, for a semantic provider, short items without one for their current version."""
+    with engine.connect() as conn:
+        chunks = conn.execute(select(func.count()).select_from(_with_embeddings()).where(_missing_vector(provider))).scalar_one()
+        items = conn.execute(select(func.count()).where(_needs_item_vector(provider))).scalar_one() if is_semantic(provider) else 0
+    return int(chunks) + int(items)
 
 
 def drop_content_vectors(engine: Engine) -> None:
