@@ -88,3 +88,12 @@ def test_the_whole_target_checks_run_alone_and_see_drift(small_corpus, tmp_path,
         victim = conn.execute(select(CONTENT.c.source_path).limit(1)).scalar_one()
         conn.execute(CONTENT.delete().where(CONTENT.c.source_path == victim))
     assert evaluations() == {"target_relationships": True, "target_tracking_drift": False}
+
+
+def test_the_failed_run_sensor_closes_a_run_in_the_target_the_run_was_given(monkeypatch):
+    from migration_assets.defs.sensors import run_target_url
+
+    monkeypatch.setenv("SOME_TARGET_URL", "sqlite:///elsewhere.db")
+    assert run_target_url({"resources": {"target": {"config": {"url": "sqlite:///given.db"}}}}) == "sqlite:///given.db"
+    assert run_target_url({"resources": {"target": {"config": {"url": {"env": "SOME_TARGET_URL"}}}}}) == "sqlite:///elsewhere.db"
+    assert run_target_url({"resources": {"migration": {"config": {}}}}) is None  # the resource's own: $DATABASE_URL or the default

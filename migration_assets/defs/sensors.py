@@ -1,6 +1,10 @@
 """Sensors: new work in the source directory becomes waves; failed runs are closed (marked failed
 with their step's error, backup sealed, report written)."""
 
+import os
+from collections.abc import Mapping
+from typing import Any
+
 import dagster as dg
 
 from migration_assets import service
@@ -9,6 +13,7 @@ from migration_assets.defs.partitions import waves_partitions
 from migration_assets.defs.resources import MigrationResource, TargetDatabase
 from migration_assets.lifecycle import close_failed_run
 from migration_assets.runner import step_error
+from migration_assets.store.database import get_engine
 
 
 def wave_requests(migration: MigrationResource, target: TargetDatabase) -> tuple[list[str], str]:
@@ -41,6 +46,14 @@ def watch_source_directory(context: dg.SensorEvaluationContext, migration: Migra
     )
 
 
+def run_target_url(run_config: Mapping[str, Any]) -> str | None:
+    """The target a run was given in its own config (a URL, or ``{env: VARIABLE}``), if any."""
+    url = ((run_config.get("resources") or {}).get("target") or {}).get("config", {}).get("url")
+    if isinstance(url, Mapping):
+        return os.environ.get(str(url.get("env"))) or None
+    return url if isinstance(url, str) and url else None
+
+
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Closes a failed run as every run is closed (lifecycle.close_run): its migration_runs row failed, with the "
@@ -51,5 +64,6 @@ def record_failed_runs(context: dg.RunFailureSensorContext, target: TargetDataba
     failures = context.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     events = [record.event_log_entry.dagster_event for record in failures]
     error = step_error([event for event in events if event is not None]) or context.failure_event.message or "run failed"
-    closed = close_failed_run(target.engine(), run_id, error, database_url=target.resolved_url())
+    url = run_target_url(context.dagster_run.run_config) or target.resolved_url()
+    closed = close_failed_run(get_engine(url), run_id, error, database_url=url)
     context.log.info(f"run {run_id} closed as failed: {error}" if closed else f"run {run_id} was closed already")
