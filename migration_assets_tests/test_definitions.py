@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from migration_assets.definitions import defs
+from migration_assets_tests.test_workflow import run
 
 LINEAGE = ["legacy_files", "parsed_records", "validated_records", "content_items", "knowledge_items", "embeddings", "migration_report"]
 
@@ -71,8 +71,6 @@ def test_records_are_parsed_validated_and_written_in_one_step():
 
 
 def test_the_workspace_file_loads_the_code_location():
-    import subprocess
-    import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
@@ -86,23 +84,8 @@ def test_the_cli_gives_a_dagster_home_without_settings_the_projects(tmp_path, sq
     """Dagster reads only $DAGSTER_HOME/dagster.yaml and warns at every start without one."""
     repo = Path(__file__).resolve().parent.parent
     home = tmp_path / "empty-home"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migration_assets.cli",
-            "migrate",
-            "--source",
-            str(repo / "migration_assets" / "sample_data"),
-            "--backup",
-            str(tmp_path / "bk"),
-        ],
-        env={**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": sqlite_url},
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    sample = str(repo / "migration_assets" / "sample_data")
+    done = run("migrate", "--source", sample, "--backup", str(tmp_path / "bk"), home=home, url=sqlite_url, cwd=repo)
     assert done.returncode == 0, done.stderr
     assert (home / "dagster.yaml").read_text() == (repo / "dagster.yaml").read_text()
     assert "No dagster instance configuration file" not in done.stderr

@@ -5,9 +5,6 @@ target that shares the instance's database is refused saying why."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ from migration_assets.config import MigrationConfig
 from migration_assets.runner import run_migration
 from migration_assets.store.database import normalise_url
 from migration_assets_tests.conftest import POSTGRES_URL
+from migration_assets_tests.test_workflow import run
 from migration_assets_tests.webserver import graphql, webserver
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,13 +79,7 @@ def test_the_deployed_instance_config_takes_any_postgresql_url_and_dagsters_bloc
 def test_the_webserver_serves_runs_from_the_postgresql_instance_with_a_plain_url(tmp_path, instance_db, postgres_url):
     home = deployed_home(tmp_path)
     env = {"DAGSTER_POSTGRES_URL": instance_db, "DATABASE_URL": postgres_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), "-q"],
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run("migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), "-q", home=home, url=postgres_url, env=env)
     assert done.returncode == 0, done.stderr
     with webserver(home, env, tmp_path / "webserver.log") as url:
         runs = graphql(url, "{ runsOrError { ... on Runs { results { runId status } } } }")["runsOrError"]["results"]
@@ -100,18 +92,8 @@ def test_the_webserver_serves_runs_from_the_postgresql_instance_with_a_plain_url
 def test_an_instance_that_cannot_be_used_is_named_as_the_instance(tmp_path, postgres_available, sqlite_url):
     home = deployed_home(tmp_path)
     missing = make_url(POSTGRES_URL).set(drivername="postgresql", database=f"no_such_{uuid.uuid4().hex[:8]}")
-    done = subprocess.run(
-        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk")],
-        env={
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_POSTGRES_URL": missing.render_as_string(hide_password=False),
-            "DATABASE_URL": sqlite_url,
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    instance_url = {"DAGSTER_POSTGRES_URL": missing.render_as_string(hide_password=False)}
+    done = run("migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), home=home, url=sqlite_url, env=instance_url)
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and last.startswith("Error: the Dagster instance (") and "does not exist" in last, done.stderr
     assert "target" not in last
@@ -119,12 +101,10 @@ def test_an_instance_that_cannot_be_used_is_named_as_the_instance(tmp_path, post
 
 def test_a_target_sharing_the_instances_database_is_refused_saying_why(tmp_path, monkeypatch, instance_db):
     home = deployed_home(tmp_path)
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", instance_db)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_POSTGRES_URL": instance_db, "DATABASE_URL": instance_db}
-    command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk")]
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", instance_db)  # for this process and the CLI's
     with dg.DagsterInstance.from_config(str(home)):  # the instance's tables (and its alembic_version) first
         pass
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = run("migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), home=home, url=instance_db)
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and "the target database" in last and "another application's schema version" in last, done.stderr
     assert "own database or schema" in last

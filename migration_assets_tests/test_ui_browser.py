@@ -9,11 +9,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from migration_assets_tests.test_workflow import run
 from migration_assets_tests.webserver import REPO, graphql, webserver
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,32 +39,16 @@ def test_the_asset_graph_and_a_run_page_in_a_browser(tmp_path, sqlite_url):
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {"DATABASE_URL": sqlite_url, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migration_assets.cli",
-            "migrate",
-            "--source",
-            str(REPO / "migration_assets" / "sample_data"),
-            "--backup",
-            str(tmp_path / "bk"),
-            "-q",
-            "--json",
-        ],
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    sample = str(REPO / "migration_assets" / "sample_data")
+    done = run("migrate", "--source", sample, "--backup", str(tmp_path / "bk"), "-q", "--json", home=home, url=sqlite_url, env=env)
     assert done.returncode == 0, done.stderr
     run_id = json.loads(done.stdout)["data"]["run_id"]
     with webserver(home, env, tmp_path / "webserver.log") as graphql_url:
         graphql(graphql_url, "mutation { setNuxSeen }")  # the first visit's "join the community" dialog, seen: it would cover the page
         base = graphql_url.rsplit("/", 1)[0]
         graph = rendered(f"{base}/locations/migration_assets/asset-groups/migration", tmp_path / "asset-graph.png")
-        run = rendered(f"{base}/runs/{run_id}", tmp_path / "run.png")
+        run_page = rendered(f"{base}/runs/{run_id}", tmp_path / "run.png")
     assert [name for name in ASSETS if name not in graph] == [], graph[:2000]
-    assert run_id[:8] in run and "SUCCESS" in run.upper() and "migrate" in run, run[:2000]
+    assert run_id[:8] in run_page and "SUCCESS" in run_page.upper() and "migrate" in run_page, run_page[:2000]
     for shot in ("asset-graph.png", "run.png"):  # a page, not a blank window
         assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / shot).stat().st_size > 20_000

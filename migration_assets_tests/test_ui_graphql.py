@@ -5,9 +5,6 @@ is never shown, stored in a run, logged or written to a report."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from migration_assets.store.database import get_engine
 from migration_assets.store.tables import BACKUPS, CONTENT, RUNS
+from migration_assets_tests.test_workflow import run
 from migration_assets_tests.webserver import LOCATION, REPOSITORY, daemon, graphql, webserver
 
 SAMPLE = Path(__file__).resolve().parent.parent / "migration_assets" / "sample_data"
@@ -85,8 +83,8 @@ def test_a_launch_that_sets_only_the_source_completes_and_lands_rows(tmp_path, s
     # each run's report is its own, linked from its materialization; the latest is copied beside them
     reports = {m["runId"]: next(e["path"] for e in m["metadataEntries"] if e["label"] == "report") for m in materializations}
     assert set(reports) == {run_id, second} and len(set(reports.values())) == 2
-    for run, path in reports.items():
-        assert json.loads(Path(path).read_text())["run_id"] == run
+    for owner, path in reports.items():
+        assert json.loads(Path(path).read_text())["run_id"] == owner
     assert json.loads((tmp_path / "bk" / "migration_report.json").read_text())["run_id"] == second
 
 
@@ -95,13 +93,7 @@ def test_the_target_password_is_never_shown_stored_logged_or_reported(tmp_path, 
     target = make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)  # trust auth: accepted, unused
     home = home_for(tmp_path)
     env = {"DATABASE_URL": target, "MIGRATION_BACKUP_DIR": str(tmp_path / "bk")}
-    cli = subprocess.run(
-        [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), "--verbose"],
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cli = run("migrate", "--source", str(SAMPLE), "--backup", str(tmp_path / "bk"), "--verbose", home=home, url=target, env=env)
     assert cli.returncode == 0, cli.stderr
     assert secret not in cli.stdout + cli.stderr
     with webserver(home, env, tmp_path / "webserver.log") as url:

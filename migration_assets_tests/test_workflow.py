@@ -18,9 +18,10 @@ from migration_assets_tests.conftest import make_corpus
 COMMANDS = ["analyze", "validate", "migrate", "status", "history", "stats", "search", "check-incremental", "rollback", "cleanup", "export", "import"]
 
 
-def run(*args: str, home: Path, url: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "migration_assets.cli", *args], env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+def run(*args: str, home: Path, url: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own, its instance in ``home`` and its target ``url`` (``env``: more variables)."""
+    variables = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home), "DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "migration_assets.cli", *args], env=variables, capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def document(done: subprocess.CompletedProcess[str]) -> dict:

@@ -40,11 +40,7 @@ incremental_job = dg.define_asset_job(
 
 @dg.op(description="Parse and validate the source under its rules; writes the validation report, nothing to the target.")
 def validate_source_files(context: dg.OpExecutionContext, migration: MigrationResource) -> dg.Output[dict]:
-    config = migration.settings()
-    try:
-        service.check_usable(config)
-    except ValueError as exc:
-        raise dg.Failure(description=f"the run's settings cannot be used: {' '.join(str(exc).split())}", allow_retries=False) from None
+    config, _ = migration.usable_settings()
     report = service.validate_source(config)
     path = config.backup_path / "validation_report.json"
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")

@@ -19,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy import Engine
 
+from migration_assets import service
 from migration_assets.config import (
     MigrationConfig,
     backup_directory_from_env,
@@ -28,6 +29,7 @@ from migration_assets.config import (
     source_directory_from_env,
 )
 from migration_assets.embeddings import EmbeddingProvider, get_provider
+from migration_assets.rules import MigrationRules
 from migration_assets.store.database import get_engine, redact_url
 
 
@@ -48,6 +50,17 @@ class MigrationResource(dg.ConfigurableResource, MigrationConfig):
         values["backup_directory"] = self.backup_directory or backup_directory_from_env()
         values["rules_file"] = self.rules_file or rules_file_from_env()
         return MigrationConfig(**values)
+
+    def usable_settings(self) -> tuple[MigrationConfig, MigrationRules]:
+        """The run's settings and its rules, checked before a file is read; settings that cannot
+        work (a missing source, a bad rules file, an unwritable backup folder) fail the run with
+        one line at its top."""
+        try:
+            config = self.settings()
+            service.check_usable(config)
+            return config, config.load_rules()
+        except ValueError as exc:  # the settings' own errors (pydantic's, the rules file's, a folder's) are ValueErrors
+            raise dg.Failure(description=f"the run's settings cannot be used: {' '.join(str(exc).split())}", allow_retries=False) from None
 
 
 class TargetDatabase(dg.ConfigurableResource):

@@ -23,12 +23,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     """The files of this wave (partition): path, format, size, mtime, sha256, and whether each is
     eligible, too large, unsupported, unreadable or gone. A wave's files are fixed when it is
     planned (by the sensor, the schedule or the CLI; a partition added by hand is planned here)."""
-    try:  # settings that cannot work stop the run before a file is read, said in one line at its top
-        config = migration.settings()
-        service.check_usable(config)
-        rules = config.load_rules()
-    except ValueError as exc:  # the settings' own errors (pydantic's, the rules file's, a folder's) are ValueErrors
-        raise dg.Failure(description=f"the run's settings cannot be used: {' '.join(str(exc).split())}", allow_retries=False) from None
+    config, rules = migration.usable_settings()
     started = time.perf_counter()
     engine = target.engine()
     waves = service.ensure_waves(engine, config, context.partition_keys)
