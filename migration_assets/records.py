@@ -308,7 +308,7 @@ def normalise_record(
     if title is not None and not title.strip():
         title = None
     if title is None and default_title:
-        title = default_title
+        title = clean_text(default_title)  # a heading or a name from the parser: as unclean as the text it came from
     raw_meta = values.get("metadata")
     merged_key = resolved.keys.get("metadata", _NO_KEY) if isinstance(raw_meta, dict) else _NO_KEY
     content_key = resolved.keys.get("content", _NO_KEY)

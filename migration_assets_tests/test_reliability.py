@@ -361,3 +361,9 @@ def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, sqlit
     assert roomy.returncode == 0, roomy.stderr
     with get_engine(sqlite_url).connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContentItem)).scalar_one() == 20
+
+
+def test_a_title_taken_from_a_heading_is_cleaned_like_the_text():
+    """Found by the fuzz test above: the heading of ``# \\x00`` became the title with its NUL."""
+    (record,), _ = parse_markdown("# Café\x00 menu\n\nSoup of the day.", "menus/today.md")
+    assert record.title == "Café menu" and "\x00" not in record.content
