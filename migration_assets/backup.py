@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -77,7 +78,11 @@ def run_backup_dir(backup_directory: Path, run_id: str) -> Path:
 
 
 class Journal:
-    """Append-only journal of one stage of one run: what each write changed, before it commits."""
+    """Append-only journal of one stage of one run: what each write changed, before it commits.
+
+    Several threads may write through one journal, each in transactions of its own (the
+    concurrent batch writers of PostgreSQL): a transaction's id and entries belong to its thread,
+    and a commit appends its lines whole."""
 
     def __init__(self, directory: Path, stage: str, run_id: str, fernet: Fernet | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -86,16 +91,20 @@ class Journal:
         self.run_id = run_id
         self.fernet = fernet
         self.counts: Counter[str] = Counter()
-        self.tx = ""
-        self._pending: list[bytes] = []  # this transaction's entries, written when it commits
+        self._local = threading.local()  # this thread's transaction: ``tx`` and its ``pending`` entries
+        self._lock = threading.Lock()  # the file and the counts
+
+    @property
+    def tx(self) -> str:
+        return getattr(self._local, "tx", "")
 
     def open_transaction(self, conn: Connection) -> None:
         """Call first in every write transaction: the entries that follow count only if this
         transaction commits (its id is written in the same transaction). They reach the disk
         together, synced, just before the transaction commits: if they cannot be written, it
         does not commit."""
-        self.tx = f"{self.stage}:{uuid.uuid4().hex}"
-        self._pending = []
+        self._local.tx = f"{self.stage}:{uuid.uuid4().hex}"
+        self._local.pending = []
         conn.execute(JOURNAL_TXS.insert().values(run_id=self.run_id, tx=self.tx))
         event.listen(conn, "commit", self._write_pending, once=True)
 
@@ -106,13 +115,17 @@ class Journal:
         line = json.dumps(entry, ensure_ascii=False, default=encode_value).encode()
         if self.fernet:
             line = self.fernet.encrypt(line)
-        self._pending.append(line + b"\n")
+        self._local.pending.append(line + b"\n")
+
+    def _count(self, key: str, n: int) -> None:
+        with self._lock:
+            self.counts[key] += n
 
     def _write_pending(self, _conn: Connection) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._local.pending = getattr(self._local, "pending", []), []
         if not pending:
             return
-        with open(self.path, "ab") as fh:
+        with self._lock, open(self.path, "ab") as fh:
             whole = fh.tell()
             try:
                 fh.write(b"".join(pending))
@@ -128,7 +141,7 @@ class Journal:
     def inserted(self, table: str, keys: Sequence[Any]) -> None:
         if keys:
             self._append({"op": "insert", "table": table, "keys": list(keys)})
-            self.counts[f"{table}.insert"] += len(keys)
+            self._count(f"{table}.insert", len(keys))
 
     def before_change(self, conn: Connection, table: str, op: str, keys: Sequence[Any]) -> None:
         """Keep the current rows of ``keys`` before they are updated or deleted."""
@@ -142,7 +155,7 @@ class Journal:
             rows += [{k: encode_value(v) for k, v in row.items()} for row in conn.execute(select(target).where(key.in_(chunk))).mappings()]
         if rows:
             self._append({"op": op, "table": table, "rows": rows})
-            self.counts[f"{table}.{op}"] += len(rows)
+            self._count(f"{table}.{op}", len(rows))
 
     def deleting_content(self, conn: Connection, content_ids: Sequence[int]) -> None:
         """Before content items are deleted: their embeddings, chunks and mappings first (children first)."""

@@ -42,22 +42,30 @@ def rules_file_from_env() -> str | None:
     return os.environ.get("MIGRATION_RULES_FILE") or None
 
 
+MAX_BATCH_SIZE = 100_000
+MAX_WORKERS = 64  # processes: more than any machine this runs on has cores, few enough not to bring it down
+MAX_FILE_SIZE = 64 * 1024**3
+
+
 class MigrationConfig(BaseModel):
     """What to migrate and how; field names and defaults follow the spec's table."""
 
     source_directory: str = Field(description="Folder holding the legacy content store.")
     backup_directory: str = Field(description="Folder for backups, reports and staging files.")
-    batch_size: int = Field(default=100, ge=1, description="Source files per batch (one transaction each).")
+    batch_size: int = Field(default=100, ge=1, le=MAX_BATCH_SIZE, description="Source files per batch (one transaction each).")
     validate_data: bool = Field(default=True, description="Reject records that fail validation (they are recorded either way).")
     create_backups: bool = Field(default=True, description="Back up rows a run changes before it writes.")
     preserve_timestamps: bool = Field(default=True, description="Keep legacy created_at (else the file's mtime).")
     dry_run: bool = Field(default=False, description="Parse, validate and plan; write nothing to the target.")
     incremental: bool = Field(default=False, description="Skip files unchanged since their last migration.")
-    max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, description="Largest file (bytes) that is processed.")
+    max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, le=MAX_FILE_SIZE, description="Largest file (bytes) that is processed.")
     skip_large_files: bool = Field(default=True, description="Skip files over max_file_size; when off they are processed anyway.")
     parallel_processing: bool = Field(default=False, description="Parse, validate, cut chunks and embed in process pools.")
-    max_workers: int = Field(default=4, ge=1, description="Process pool size when parallel_processing is on.")
+    max_workers: int = Field(default=4, ge=1, le=MAX_WORKERS, description="Process pool size when parallel_processing is on.")
     wave_max_files: int = Field(default=10_000, ge=1, description="Most files in one wave (partition) planned by the sensor or schedule.")
+    write_connections: int = Field(
+        default=2, ge=1, le=32, description="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer)."
+    )
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source (that source only).")
     knowledge_min_chars: int = Field(default=500, ge=1, description="Content at least this long becomes knowledge items.")
     chunk_chars: int = Field(default=1200, ge=200, description="Target size of a knowledge chunk, in characters.")

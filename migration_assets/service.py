@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,12 +34,13 @@ from migration_assets.outputs import check_writable
 from migration_assets.reports import dry_run_report, validation_report
 from migration_assets.rules import MigrationRules
 from migration_assets.store import derived, loader
-from migration_assets.store.database import get_engine, readonly_engine, serialise_writes
+from migration_assets.store.database import get_engine, readonly_engine, share_writes
 from migration_assets.store.derived import EmbeddingCounts, KnowledgeCounts
 from migration_assets.store.loader import LoadCounts
 from migration_assets.store.models import ContentItem, utcnow
 from migration_assets.store.retry import retry_transient
 from migration_assets.store.runs import record_progress, record_rules, start_run, update_stats
+from migration_assets.store.writers import BatchWriters
 from migration_assets.validation import RuleTally
 from migration_assets.waves import ensure_waves, finish_waves, plan_incremental, plan_waves, wave_inventory
 
@@ -90,6 +92,14 @@ def check_usable(config: MigrationConfig) -> None:
     except OSError as exc:
         raise SourceUnusable(f"the source directory {source} cannot be read: {exc.strerror or exc}") from None
     check_writable(config.backup_path)
+    check_backup_outside_source(config)
+
+
+def check_backup_outside_source(config: MigrationConfig) -> None:
+    """A backup folder inside the source would be migrated with it next time (its reports,
+    journals, launch logs): ``SourceUnusable``."""
+    if config.backup_path.is_relative_to(config.source_path):
+        raise SourceUnusable(f"the backup directory {config.backup_path} lies inside the source directory {config.source_path}; put it elsewhere")
 
 
 class SourceUnusable(ValueError):
@@ -145,71 +155,79 @@ def _ingest(
 ) -> IngestResult:
     rules = config.load_rules()
     counts = LoadCounts()
+    total, jobs = ingest.parse_jobs(config, inventory)
+    started = utcnow()
+    files_total = len(inventory.files)
+    stage_totals = {"batches": total, "files": files_total, "started_at": started.isoformat()}
     with engine.begin() as conn:
-        serialise_writes(conn, "content")
+        share_writes(conn, "content", _file_keys(inventory.root, inventory.removed if config.prune_removed else []))
         if journal:
             journal.open_transaction(conn)
         record_rules(conn, run_id, rules.summary())
         counts.files.update(loader.record_ineligible_files(conn, run_id, inventory.files))
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
-    total, jobs = ingest.parse_jobs(config, inventory)
+        never_parsed = files_total - len(inventory.eligible)
+        record_progress(conn, run_id, "content_items", added={"files_done": never_parsed}, fixed={**stage_totals, "peak_rss_mb": peak_rss_mb()})
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
     result = IngestResult({}, {}, counts, rules)
-    started = utcnow()
-    files_total, files_done = len(inventory.files), len(inventory.files) - len(inventory.eligible)
+
+    retries = threading.Lock()  # writers note theirs from their own threads
 
     def note_retry(_attempt: int, _exc: BaseException) -> None:
-        counts.retries += 1
+        with retries:
+            counts.retries += 1
 
-    for n, prepared in enumerate(ingest.prepared_batches(config, inventory, jobs, rules, derivation), start=1):
-        tally.add(prepared.summary())
-        result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
-        blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
-        validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
-        for outcome, verdicts in (("rejected", blocking), ("warned", warnings)):
-            for found in verdicts.values():
-                result.by_rule.add(outcome, [v.rule for v in found])
-        files = ingest.file_loads(prepared.files, blocking, warnings)
-        _keep_examples(result, prepared, blocking)
+    def write(files: list[loader.FileLoad], derived: DerivedRecords | None) -> LoadCounts:
+        with engine.begin() as conn:
+            share_writes(conn, "content", _file_keys(inventory.root, [load.source.rel_path for load in files]))
+            if journal:
+                journal.open_transaction(conn)
+            written = loader.write_batch(
+                conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, journal=journal, derived=derived
+            )
+            added = {key: getattr(written, key) for key in ("inserted", "updated", "unchanged", "rejected")}
+            fixed = {**stage_totals, "peak_rss_mb": peak_rss_mb()}
+            record_progress(conn, run_id, "content_items", added={"batches_done": 1, "files_done": len(files), **added}, fixed=fixed)
+            return written
 
-        def write(
-            files: list[loader.FileLoad] = files, n: int = n, derived: DerivedRecords | None = prepared.derived, before: int = files_done
-        ) -> LoadCounts:
-            with engine.begin() as conn:
-                serialise_writes(conn, "content")
-                if journal:
-                    journal.open_transaction(conn)
-                written = loader.write_batch(
-                    conn, run_id, files, source_root=inventory.root, preserve_timestamps=config.preserve_timestamps, journal=journal, derived=derived
-                )
-                so_far = LoadCounts()
-                so_far.add(counts)
-                so_far.add(written)
-                record_progress(
-                    conn,
-                    run_id,
-                    {
-                        "stage": "content_items",
-                        "batches_done": n,
-                        "batches": total,
-                        "files_done": before + len(files),
-                        "files": files_total,
-                        **{key: getattr(so_far, key) for key in ("inserted", "updated", "unchanged", "rejected")},
-                        "peak_rss_mb": peak_rss_mb(),
-                        "started_at": started.isoformat(),
-                    },
-                )
-                return written
+    with BatchWriters[LoadCounts](write_connections(engine, config)) as writers:
+        for n, prepared in enumerate(ingest.prepared_batches(config, inventory, jobs, rules, derivation), start=1):
+            tally.add(prepared.summary())
+            result.worker_peak_rss_mb = max(result.worker_peak_rss_mb, prepared.peak_rss_mb)
+            blocking, warnings = ingest.batch_policy(config, prepared.verdicts)
+            validated.update(valid=len(prepared.verdicts.ids) - len(blocking), invalid=len(blocking), warnings=len(warnings))
+            for outcome, verdicts in (("rejected", blocking), ("warned", warnings)):
+                for found in verdicts.values():
+                    result.by_rule.add(outcome, [v.rule for v in found])
+            files = ingest.file_loads(prepared.files, blocking, warnings)
+            _keep_examples(result, prepared, blocking)
 
-        counts.add(retry_transient(write, on_retry=note_retry))
-        files_done += len(files)
-        if on_batch:
-            on_batch(n, total)
+            def written(done: LoadCounts, n: int = n) -> None:
+                counts.add(done)
+                if on_batch:
+                    on_batch(n, total)
+
+            def attempt(files: list[loader.FileLoad] = files, derived: DerivedRecords | None = prepared.derived) -> LoadCounts:
+                return retry_transient(partial(write, files, derived), on_retry=note_retry)
+
+            writers.submit(attempt, written)
     result.parsed = tally.counts()
     result.validated = {k: validated.get(k, 0) for k in ("valid", "invalid", "warnings")}
     return result
+
+
+def write_connections(engine: Engine, config: MigrationConfig) -> int:
+    """How many batches are written at once: SQLite has one writer; PostgreSQL takes
+    ``config.write_connections``, each batch over a connection of its own."""
+    return config.write_connections if engine.dialect.name == "postgresql" else 1
+
+
+def _file_keys(root: str, paths: Iterable[str]) -> list[str]:
+    """What a content write holds while it writes these files of ``root`` (``share_writes``): two
+    runs of the same file go one after the other, runs of different files side by side."""
+    return [f"{root}/{path}" for path in paths]
 
 
 def _keep_examples(result: IngestResult, prepared: ingest.PreparedBatch, blocking: ingest.Verdicts) -> None:

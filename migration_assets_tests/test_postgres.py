@@ -107,3 +107,49 @@ def test_two_runs_of_different_sources_at_once_both_land(tmp_path, target_url):
     assert [run.returncode for run in runs] == [0, 0], outcomes
     with get_engine(target_url).connect() as conn:
         assert conn.execute(select(ContentItem.id)).scalars().all().__len__() == first.expected_records() + second.expected_records()
+
+
+def test_writers_of_different_files_write_side_by_side_and_of_one_file_one_after_the_other(postgres_url):
+    """The locks behind concurrent batches and waves: a writer holds only its files, so another
+    writer of other files goes on at once; a writer of the same file waits for the first to
+    commit; a rollback or import (``serialise_writes``) waits for every writer."""
+    from sqlalchemy.exc import OperationalError
+
+    from migration_assets.store.database import serialise_writes, share_writes
+
+    engine = get_engine(postgres_url)
+
+    def refused_at_once(keys: list[str] | None) -> bool:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("set local lock_timeout = '300ms'"))
+            try:
+                share_writes(conn, "content", keys) if keys is not None else serialise_writes(conn, "content")
+            except OperationalError as exc:
+                assert getattr(exc.orig, "sqlstate", None) == "55P03"  # lock_timeout: it would have waited
+                return True
+            return False
+
+    with engine.connect() as first, first.begin():
+        share_writes(first, "content", ["/legacy/a.json", "/legacy/b.md"])
+        assert not refused_at_once(["/legacy/c.json", "/legacy/d.csv"])  # other files: side by side
+        assert refused_at_once(["/legacy/d.csv", "/legacy/b.md"])  # one file shared: after the first
+        assert refused_at_once(None)  # a rollback: after every writer
+    assert not refused_at_once(["/legacy/b.md"]) and not refused_at_once(None)  # the first committed
+
+
+def test_batches_of_one_run_written_at_once_count_every_record_in_its_progress(tmp_path, postgres_url, instance):
+    """Two write connections (the default on PostgreSQL) and many small batches: the run's
+    progress adds every batch's counts, and the target holds what one writer would have written."""
+    from migration_assets.store.runs import latest_items  # noqa: F401 - the module under test writes progress
+    from migration_assets_tests.conftest import make_corpus
+
+    corpus = make_corpus(tmp_path / "c" / "legacy", 120, seed=31)
+    result = materialize(corpus.root, tmp_path / "bk", postgres_url, instance, batch_size=3, write_connections=4)
+    assert result.success
+    with get_engine(postgres_url).connect() as conn:
+        stats = conn.execute(text("select stats from migration_runs order by started_at desc limit 1")).scalar_one()
+        inserted = conn.execute(select(ContentItem.id)).scalars().all()
+    progress = stats["progress"]
+    assert progress["files_done"] == progress["files"] == len(corpus.files)
+    assert progress["batches_done"] == progress["batches"]
+    assert progress["inserted"] == len(inserted) == corpus.expected_records()

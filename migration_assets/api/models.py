@@ -8,9 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migration_assets.config import MigrationConfig
-
-GiB = 1024**3
+from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MigrationConfig
 
 
 class Strict(BaseModel):
@@ -27,17 +25,18 @@ class MigrationRequest(Strict):
     backup_directory: str | None = Field(
         default=None, max_length=4096, description="Folder for backups and reports (default: $MIGRATION_BACKUP_DIR of the server)."
     )
-    batch_size: int = Field(default=100, ge=1, le=100_000, description="Source files per batch (one transaction each).")
+    batch_size: int = Field(default=100, ge=1, le=MAX_BATCH_SIZE, description="Source files per batch (one transaction each).")
     validate_data: bool = Field(default=True, description="Reject records that fail validation (they are recorded either way).")
     create_backups: bool = Field(default=True, description="Back up rows a run changes before it writes (needed to roll it back).")
     preserve_timestamps: bool = Field(default=True, description="Keep legacy created_at (else the file's mtime).")
     dry_run: bool = Field(default=False, description="Plan, parse and validate; report the planned counts; write nothing.")
     incremental: bool = Field(default=False, description="Only new, changed and drifted files.")
-    max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, le=64 * GiB, description="Largest file processed, in bytes.")
+    max_file_size: int = Field(default=50 * 1024 * 1024, ge=1, le=MAX_FILE_SIZE, description="Largest file processed, in bytes.")
     skip_large_files: bool = Field(default=True, description="Skip files over max_file_size.")
     parallel_processing: bool = Field(default=False, description="Parse, validate and embed in process pools.")
-    max_workers: int = Field(default=4, ge=1, le=256, description="Size of those pools.")
+    max_workers: int = Field(default=4, ge=1, le=MAX_WORKERS, description="Size of those pools.")
     wave_max_files: int = Field(default=10_000, ge=1, le=10_000_000, description="Most files in one wave.")
+    write_connections: int = Field(default=2, ge=1, le=32, description="PostgreSQL: batches written at once, each over its own connection.")
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source.")
     knowledge_min_chars: int = Field(default=500, ge=1, le=100_000_000, description="Content at least this long becomes knowledge items.")
     chunk_chars: int = Field(default=1200, ge=200, le=1_000_000, description="Target size of a knowledge chunk, in characters.")

@@ -26,13 +26,14 @@ from migration_assets.cli.common import (
     rules_of,
     target_url,
 )
-from migration_assets.config import MigrationConfig
+from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MigrationConfig
 from migration_assets.outputs import OutputNotWritable, check_writable
+from migration_assets.service import SourceUnusable, check_backup_outside_source
 from migration_assets.store.database import redact_url
 
 SOURCE_OPTION = click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
 MAX_FILE_SIZE_OPTION = click.option(
-    "--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(min=1), help="Largest file processed, in bytes."
+    "--max-file-size", default=50 * 1024 * 1024, show_default=True, type=click.IntRange(1, MAX_FILE_SIZE), help="Largest file processed, in bytes."
 )
 
 
@@ -92,7 +93,7 @@ def analyze(out: Output, source: str, output: str | None, max_file_size: int, ru
 @click.command()
 @SOURCE_OPTION
 @click.option("--output", "output", required=True, type=click.Path(dir_okay=False), help="Where to write the JSON report.")
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, MAX_BATCH_SIZE), help="Files per batch.")
 @MAX_FILE_SIZE_OPTION
 @RULES_OPTION
 @output_options
@@ -173,13 +174,20 @@ def _watch_run(url: str, partition_key: str, progress: Progress, stop: threading
 @click.command()
 @SOURCE_OPTION
 @click.option("--backup", "backup", required=True, type=click.Path(file_okay=False), help="Directory for backups and reports.")
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(min=1), help="Files per batch.")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, MAX_BATCH_SIZE), help="Files per batch.")
 @click.option("--dry-run", is_flag=True, help="Plan, parse and validate; report the planned counts; write nothing to the target.")
 @click.option("--incremental", is_flag=True, help="Only new, changed and drifted files (unchanged ones are not even read).")
 @click.option("--prune-removed", is_flag=True, help="Delete the records of files no longer in this source.")
 @click.option("--no-validate", is_flag=True, help="Record validation failures but load the records anyway.")
 @click.option("--parallel", is_flag=True, help="Parse and validate in a process pool.")
-@click.option("--max-workers", default=4, show_default=True, type=click.IntRange(min=1), help="Size of that pool.")
+@click.option("--max-workers", default=4, show_default=True, type=click.IntRange(1, MAX_WORKERS), help="Size of that pool.")
+@click.option(
+    "--write-connections",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1, max=32),
+    help="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer).",
+)
 @click.option(
     "--embedding-provider",
     default=None,
@@ -202,6 +210,7 @@ def migrate(
     no_validate: bool,
     parallel: bool,
     max_workers: int,
+    write_connections: int,
     embedding_provider: str | None,
     max_file_size: int,
     database_url: str | None,
@@ -229,10 +238,15 @@ def migrate(
         max_file_size=max_file_size,
         parallel_processing=parallel,
         max_workers=max_workers,
+        write_connections=write_connections,
         rules_file=rules_path,
     )
     url = target_url(database_url)
     _writable(config.backup_path, "the backup directory")
+    try:
+        check_backup_outside_source(config)
+    except SourceUnusable as exc:
+        raise Failure(str(exc), code=2, kind="usage_error") from None
     if embedding_provider:
         from migration_assets.embeddings import get_provider
 

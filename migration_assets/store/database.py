@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
@@ -188,11 +190,42 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 def serialise_writes(conn: Connection, scope: str) -> None:
-    """Make this transaction's writes to ``scope`` wait for any other run's (held to commit).
+    """Make this transaction's writes to ``scope`` wait for every other writer of it, and every
+    other writer wait for them (held to commit): a rollback, an import, the schema's upgrade.
 
-    PostgreSQL: a transaction-level advisory lock, one per scope, so concurrent runs neither
-    duplicate nor deadlock. SQLite: every write transaction already holds the database's write
-    lock from its start (``BEGIN IMMEDIATE``, queued fairly by ``writelock``).
+    PostgreSQL: a transaction-level advisory lock, one per scope, taken exclusively, so it also
+    waits for the writers that share the scope (``share_writes``). SQLite: every write
+    transaction already holds the database's write lock from its start (``BEGIN IMMEDIATE``,
+    queued fairly by ``writelock``).
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("select pg_advisory_xact_lock(hashtext(:scope))"), {"scope": f"migration_assets:{scope}"})
+        conn.execute(text("select pg_advisory_xact_lock(hashtext(:scope))"), {"scope": f"{_LOCKS}:{scope}"})
+
+
+def share_writes(conn: Connection, scope: str, keys: Iterable[str]) -> None:
+    """Let this transaction write ``scope`` beside other writers of it, each holding only the
+    ``keys`` it writes (a batch's source files): writers of different keys never wait for each
+    other; two writers of one key go one after the other, so the second sees what the first
+    committed; a ``serialise_writes`` of the scope waits for them all (held to commit).
+
+    PostgreSQL: the scope's advisory lock in shared mode, then one exclusive advisory lock per
+    key, taken in the order of their numbers, so that two writers never wait for each other in a
+    cycle. SQLite: nothing more than its write lock, which is already the database's.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(text("select pg_advisory_xact_lock_shared(hashtext(:scope))"), {"scope": f"{_LOCKS}:{scope}"})
+    numbers = sorted({lock_number(scope, key) for key in keys})
+    if numbers:
+        # one statement per lock, in order (one statement could take them in any order); the
+        # driver sends them in a pipeline, a single round trip
+        conn.exec_driver_sql("select pg_advisory_xact_lock(%s)", [(number,) for number in numbers])
+
+
+_LOCKS = "migration_assets"
+
+
+def lock_number(scope: str, key: str) -> int:
+    """A stable signed 64-bit number for an advisory lock on ``key`` of ``scope``."""
+    digest = hashlib.blake2b(f"{_LOCKS}:{scope}:{key}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, insert, literal, select
+from sqlalchemy import Connection, Insert, String, Table, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from migration_assets.store.tables import CONTENT, DEPENDENCIES, EMBEDDINGS, KNOWLEDGE, MAPPINGS, RUNS
 
@@ -24,7 +25,7 @@ def depend_on_runs(conn: Connection, run_id: str, others: Iterable[str | None]) 
     known = set(conn.execute(recorded).scalars())
     rows = [{"run_id": run_id, "depends_on": other} for other in sorted(wanted - known)]
     if rows:
-        conn.execute(DEPENDENCIES.insert(), rows)
+        conn.execute(_insert_new(conn), rows)
 
 
 def depend_on_rows(conn: Connection, run_id: str, table: Table, *where: Any) -> None:
@@ -33,7 +34,14 @@ def depend_on_rows(conn: Connection, run_id: str, table: Table, *where: Any) -> 
     owners = select(table.c.run_id.label("owner")).where(*where, table.c.run_id != run_id).distinct().subquery()
     recorded = select(DEPENDENCIES.c.depends_on).where(DEPENDENCIES.c.run_id == run_id)
     new = select(literal(run_id, String).label("run_id"), owners.c.owner).where(owners.c.owner.not_in(recorded))
-    conn.execute(insert(DEPENDENCIES).from_select(["run_id", "depends_on"], new))
+    conn.execute(_insert_new(conn).from_select(["run_id", "depends_on"], new))
+
+
+def _insert_new(conn: Connection) -> Insert:
+    """An insert into ``run_dependencies`` that leaves a row already there alone: batches of one
+    run written at once may both find that it depends on the same run."""
+    statement = postgresql.insert(DEPENDENCIES) if conn.dialect.name == "postgresql" else sqlite.insert(DEPENDENCIES)
+    return statement.on_conflict_do_nothing()
 
 
 def depend_on_chunks_of(conn: Connection, run_id: str, item_ids: Any) -> None:

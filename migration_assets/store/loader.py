@@ -395,6 +395,13 @@ def write_batch(
         if new:
             ids = reserve_ids(conn, CONTENT, len(new))
             refused = insert_isolating_failures(conn, CONTENT, _content_columns(new, ids, source_root, run_id, now, preserve_timestamps))
+            if refused:  # a writer of other files beside this one may have committed the same legacy id meanwhile
+                taken = existing_items(conn, [new[position][1].legacy_id for position in refused])
+                for position in refused:
+                    other = taken.get(new[position][1].legacy_id)
+                    if other is not None:
+                        where = other.source_path if other.source_root == source_root else f"{other.source_root}/{other.source_path}"
+                        refused[position] = f"legacy_id {new[position][1].legacy_id!r} is already migrated from {where!r}"
             for position in refused:
                 _, record = new[position]
                 per_file[record.source_path]["inserted"] -= 1

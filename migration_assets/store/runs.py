@@ -61,14 +61,28 @@ def record_rules(conn: Connection, run_id: str, rules: dict[str, Any]) -> None:
     conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(rules=rules))
 
 
-def record_progress(conn: Connection, run_id: str, progress: dict[str, Any]) -> None:
-    """Within a batch's transaction: how far the run got (stage, batches and files done of all,
-    records so far), so that ``status`` shows a run as it goes and a killed run's row says where
-    it stopped."""
-    current = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == run_id)).scalar_one_or_none()
+def record_progress(conn: Connection, run_id: str, stage: str, *, added: dict[str, int], fixed: dict[str, Any]) -> None:
+    """Within a batch's transaction: add the batch's counts (``added``: batches and files done,
+    records written) to how far the run got, and set the rest (``fixed``: the stage's totals, its
+    start), so that ``status`` shows a run as it goes and a killed run's row says where it stopped.
+
+    Batches of one run written at once add theirs in turn: the run's row stays locked to the
+    commit (a lock that leaves the rows referring to it alone), so no count is lost."""
+    query = select(RUNS.c.stats).where(RUNS.c.id == run_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    current = conn.execute(query).scalar_one_or_none()
     if current is None:
         return
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": {**progress, "updated_at": utcnow().isoformat()}}))
+    before = current.get("progress") or {}
+    if before.get("stage") != stage:
+        before = {}
+    progress = {**before, **fixed, "stage": stage}
+    for key, count in added.items():
+        progress[key] = before.get(key, 0) + count
+    progress["peak_rss_mb"] = max(before.get("peak_rss_mb") or 0, fixed.get("peak_rss_mb") or 0)
+    progress["updated_at"] = utcnow().isoformat()
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(stats={**current, "progress": progress}))
 
 
 def latest_items(source_root: str) -> Subquery:
