@@ -52,13 +52,15 @@ def cleanup_run(engine: Engine, run_id: str, *, confirm: bool) -> dict[str, Any]
     if reversible and not confirm:
         document["message"] = f"Run {run_id} can still be rolled back: cleaning up its {len(paths)} backup paths ends that (add --confirm)"
         return document
+    # recorded first: a target that cannot take the record (read-only, gone) keeps the files, and
+    # the run stays as reversible as it was; files that will not go after it are only left over
+    with engine.begin() as conn:
+        conn.execute(BACKUPS.delete().where(BACKUPS.c.run_id == run_id))
+        note_backup(conn, run_id, "cleaned", f"backup removed by cleanup at {utcnow().isoformat()}; the run can no longer be rolled back")
     for path in map(Path, paths):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink(missing_ok=True)
-    with engine.begin() as conn:
-        conn.execute(BACKUPS.delete().where(BACKUPS.c.run_id == run_id))
-        note_backup(conn, run_id, "cleaned", f"backup removed by cleanup at {utcnow().isoformat()}; the run can no longer be rolled back")
     document.update(removed=True, message=f"Removed {len(paths)} backup paths of run {run_id}; its content stays")
     return document

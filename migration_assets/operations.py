@@ -47,6 +47,9 @@ def export_document(engine: Engine, database_url: str, output: Path) -> Document
     from migration_assets.transfer import CONTENT_FILE, MANIFEST_FILE, export_content
 
     check_writable(output)
+    inside = _migrated_source_holding(engine, output)
+    if inside is not None:
+        raise OutputNotWritable(f"{output} lies in {inside}, a source this target migrates: the export would be migrated with it next time")
     others = sorted(p.name for p in output.iterdir() if p.name not in (CONTENT_FILE, MANIFEST_FILE))  # an earlier export is overwritten
     if others:  # an export written into a source folder would be migrated with it next time
         raise OutputNotWritable(
@@ -54,6 +57,19 @@ def export_document(engine: Engine, database_url: str, output: Path) -> Document
         )
     manifest = export_content(engine, output, database_url)
     return f"Exported {manifest['files'][0]['rows']} content items to {output}", {**manifest, "output": str(output)}
+
+
+def _migrated_source_holding(engine: Engine, folder: Path) -> str | None:
+    """The source directory of a run in the target that holds ``folder``, if any."""
+    from sqlalchemy import inspect, select
+
+    from migration_assets.store.tables import RUNS
+
+    if not inspect(engine).has_table(RUNS.name):
+        return None
+    with engine.connect() as conn:
+        sources = conn.execute(select(RUNS.c.source_directory).distinct()).scalars().all()
+    return next((source for source in sources if source and Path(folder).resolve().is_relative_to(Path(source))), None)
 
 
 def import_document(config: MigrationConfig, database_url: str, source: Path, on_lines: Callable[[int, int], None] | None = None) -> Document:

@@ -387,7 +387,30 @@ def test_paths_must_lie_under_the_allowed_roots(client, tmp_path: Path) -> None:
     # an export into a folder of other files (a source) would be migrated with it next time
     document = envelope_error(test_client.get(f"{API}/migration/export", params={"output": legacy}, headers=ADMIN), 422, "validation_error")
     assert "holds other files" in document["details"]["field_errors"]["output"][0] and sorted(p.name for p in Path(legacy).iterdir()) == ["a.json"]
-    assert not any(outside.iterdir())
+    # links inside an allowed folder that lead out of the roots: the server would write (or read) through them
+    victim = outside / "victim.txt"
+    victim.write_text("precious")
+    (root / "trap").mkdir()
+    (root / "trap" / "content_items.jsonl").symlink_to(victim)
+    document = envelope_error(
+        test_client.get(f"{API}/migration/export", params={"output": str(root / "trap")}, headers=ADMIN), 422, "validation_error"
+    )
+    assert "symbolic link out of the allowed roots" in document["details"]["field_errors"]["output"][0] and victim.read_text() == "precious"
+    (root / "bk").mkdir()
+    (root / "bk" / "reports").symlink_to(outside)
+    body = {"source_directory": legacy, "backup_directory": str(root / "bk")}
+    document = envelope_error(test_client.post(f"{API}/migration/start", json=body, headers=ADMIN), 422, "validation_error")
+    assert list(document["details"]["field_errors"]) == ["backup_directory"]
+    # a backup folder inside its own source would be migrated with it next time
+    body = {"source_directory": legacy, "backup_directory": legacy + "/bk"}
+    document = envelope_error(test_client.post(f"{API}/migration/start", json=body, headers=ADMIN), 422, "validation_error")
+    assert "inside the source directory" in document["details"]["field_errors"]["backup_directory"][0]
+    # a history filter is a path too: a link loop or a path out of the roots is a field error, never a 500
+    (root / "loop").symlink_to(root / "loop")
+    for source in (str(root / "loop"), "/proc/self/cwd", ".."):
+        document = envelope_error(test_client.get(f"{API}/migration/history", params={"source": source}, headers=ADMIN), 422, "validation_error")
+        assert list(document["details"]["field_errors"]) == ["source"]
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
 
 
 def test_bad_requests_get_the_error_envelope_never_a_500(client) -> None:
@@ -479,6 +502,12 @@ def test_the_server_refuses_to_start_without_tokens_unless_local(tmp_path: Path,
     process, base = start_server(["--insecure-local"], env, cwd=tmp_path)
     try:
         assert httpx.get(f"{base}{API}/migration/stats", timeout=30).status_code == 200  # loopback, no token: the local admin
+        # but never a web page this machine's browser opens: another Host (DNS rebinding) or a cross-site Origin
+        rebound = httpx.get(f"{base}{API}/migration/stats", headers={"Host": "attacker.example"}, timeout=30)
+        assert rebound.status_code == 403 and rebound.json()["error"] == "forbidden"
+        cross_site = httpx.get(f"{base}{API}/migration/export", headers={"Origin": "http://evil.example"}, timeout=30)
+        assert cross_site.status_code == 403
+        assert httpx.get(f"{base}{API}/migration/stats", headers={"Origin": base}, timeout=30).status_code == 200
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -102,7 +102,23 @@ def test_cleanup_of_a_run_that_can_still_be_undone_needs_confirm_and_is_recorded
     assert status["backup"]["state"] == "cleaned" and status["rollback_command"] is None
     refused = run("rollback", run_id, "--confirm", home=home, url=sqlite_url)
     assert refused.returncode == 1 and "backup removed by cleanup" in refused.stderr
-    assert document(run("stats", "--json", home=home, url=sqlite_url))["data"]["content_items"]["total"] == 1  # content untouched
+    # a target that cannot record the cleanup keeps the run's files: record and files never disagree
+    (source / "b.json").write_text(json.dumps({"id": "b", "title": "B", "content": "more text"}))
+    assert run("migrate", "--source", str(source), "--backup", str(tmp_path / "bk2"), "--incremental", home=home, url=sqlite_url).returncode == 0
+    second = document(run("status", "--json", home=home, url=sqlite_url))["data"]["run_id"]
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    from migration_assets.cleanup import cleanup_run
+
+    read_only = create_engine(f"sqlite:///file:{sqlite_url.removeprefix('sqlite:///')}?mode=ro&uri=true")
+    with pytest.raises(OperationalError, match="readonly"):
+        cleanup_run(read_only, second, confirm=True)
+    read_only.dispose()
+    failed = run("status", second, "--json", home=home, url=sqlite_url)
+    assert document(failed)["data"]["rollback_command"]
+    assert (tmp_path / "bk2" / "backups" / second).exists()  # still reversible, its journals still there
+    assert document(run("stats", "--json", home=home, url=sqlite_url))["data"]["content_items"]["total"] == 2  # content untouched
 
 
 def test_errors_are_one_line_with_exit_2_for_arguments_and_1_for_the_work(tmp_path, home, sqlite_url):
@@ -115,6 +131,9 @@ def test_errors_are_one_line_with_exit_2_for_arguments_and_1_for_the_work(tmp_pa
         (["migrate", "--source", str(tmp_path / "missing"), "--backup", str(tmp_path / "bk")], 2, "does not exist"),
         (["migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--batch-size", "zero"], 2, "'zero' is not a valid integer"),
         (["migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--max-workers", "0"], 2, "0 is not in the range"),
+        (["migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--parallel", "--max-workers", "99999999"], 2, "is not in the range"),
+        (["migrate", "--source", str(source), "--backup", str(source / "bk")], 2, "inside the source directory"),
+        (["history", "--limit", "99999999999999999999"], 2, "is not in the range"),
         (["migrate", "--source", str(source), "--backup", str(a_file / "bk")], 1, "cannot be written"),
         (["analyze", "--source", str(source), "--output", str(a_file / "out.json")], 1, "cannot be written"),
         (["status", "no-such-run"], 2, "no-such-run is not in this target"),
@@ -138,6 +157,8 @@ def test_errors_are_one_line_with_exit_2_for_arguments_and_1_for_the_work(tmp_pa
     assert quiet.returncode == 1 and "Traceback" not in quiet.stderr and quiet.stderr.count("\n") == 1
     loud = run("stats", "--verbose", home=home, url=f"sqlite:///{corrupt}")
     assert loud.returncode == 1 and "Traceback" in loud.stderr
+    loud_json = run("stats", "--verbose", "--json", home=home, url=f"sqlite:///{corrupt}")  # the traceback on stderr, the document all the same
+    assert loud_json.returncode == 1 and "Traceback" in loud_json.stderr and document(loud_json)["error"] == "database_error"
 
 
 def test_every_command_has_an_example_in_its_help(home, sqlite_url):
@@ -152,6 +173,8 @@ def test_progress_is_shown_as_plain_lines_off_a_terminal_and_not_at_all_with_qui
     args = ("migrate", "--source", str(small_corpus.root), "--backup", str(tmp_path / "bk"), "--batch-size", "20")
     shown = run(*args, home=home, url=sqlite_url)
     assert shown.returncode == 0 and "migrate: " in shown.stderr and f"/{len(small_corpus.files)} files" in shown.stderr
+    finished = [line for line in shown.stderr.splitlines() if line.startswith(f"migrate: {len(small_corpus.files)}/{len(small_corpus.files)} files")]
+    assert len(finished) == 1, shown.stderr  # said once, not again every half second while the checks and report run
     quiet = run(*args, "--quiet", "--incremental", home=home, url=sqlite_url)
     assert quiet.returncode == 0 and quiet.stderr == ""
 

@@ -7,6 +7,8 @@ token."""
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import sys
 
 import click
@@ -64,7 +66,21 @@ def main(ctx: click.Context, host: str, port: int, database_url: str | None, ins
     roots = ", ".join(str(r) for r in access.allowed_roots)
     who = "no tokens (--insecure-local)" if access.insecure_local else f"{len(access.tokens)} token{'' if len(access.tokens) == 1 else 's'}"
     click.echo(f"migration-assets API on http://{host}:{port}/api/v1 — {who}; allowed roots: {roots}; Dagster instance: {home}", err=True)
+    logging.getLogger("uvicorn.access").addFilter(_hide_tokens)
+    logging.getLogger("uvicorn.error").addFilter(_hide_tokens)  # it logs each WebSocket's path and query
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+
+
+_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s\"']*")
+
+
+def _hide_tokens(record: logging.LogRecord) -> bool:
+    """A token given in a query string (``?access_token=``, WebSocket clients) is never logged."""
+    if record.args:
+        record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)  # type: ignore[arg-type]
+    if isinstance(record.msg, str):
+        record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+    return True
 
 
 @main.command("hash-token")

@@ -152,7 +152,36 @@ class Access:
             resolved = path.resolve()
         except (ValueError, OSError, RuntimeError):
             raise PathNotAllowed(f"{value!r} is not a usable path") from None
-        if not any(resolved == root or resolved.is_relative_to(root) for root in self.allowed_roots):
-            roots = ", ".join(str(r) for r in self.allowed_roots)
-            raise PathNotAllowed(f"{resolved} is not under an allowed root ({roots}; set by MIGRATION_ALLOWED_ROOTS)")
+        if not self._allowed(resolved):
+            raise PathNotAllowed(f"{resolved} is not under an allowed root ({self._roots()}; set by MIGRATION_ALLOWED_ROOTS)")
+        escape = self._link_out(resolved)
+        if escape is not None:
+            raise PathNotAllowed(f"{escape} inside {resolved} is a symbolic link out of the allowed roots ({self._roots()})")
         return resolved
+
+    def _allowed(self, path: Path) -> bool:
+        return any(path == root or path.is_relative_to(root) for root in self.allowed_roots)
+
+    def _roots(self) -> str:
+        return ", ".join(str(r) for r in self.allowed_roots)
+
+    def _link_out(self, folder: Path, most: int = 50_000) -> Path | None:
+        """The first symbolic link under ``folder`` that leads out of the allowed roots: the server
+        would read or write through it (an export's file, a backup's ``reports`` folder)."""
+        if not folder.is_dir():
+            return None
+        seen = 0
+        for top, dirs, files in os.walk(folder, followlinks=False):
+            for name in dirs + files:
+                seen += 1
+                entry = Path(top) / name
+                if entry.is_symlink():
+                    try:
+                        target = entry.resolve()
+                    except (OSError, RuntimeError):
+                        continue  # a loop leads nowhere (a dangling link resolves, and is judged)
+                    if not self._allowed(target):
+                        return entry
+            if seen > most:
+                return None  # a tree this large is a content store, whose discovery follows no link anyway
+        return None

@@ -9,6 +9,7 @@ WebSocket, which waits between events, is async."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -91,10 +92,24 @@ class AuditAndLimits:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        access: Access = self.api.state.access
+        if access.insecure_local and not _from_this_machine(scope):
+            # no token: only this machine's own clients, never a web page it visits (DNS rebinding, cross-site requests)
+            await self._audit(scope, state, 403, "not a request from this machine (Host or Origin) to a server without a token")
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "only this machine's clients"})
+                return
+            await _error_response(403, "forbidden", "this server has no token: it answers only requests from this machine, to a loopback Host")(
+                scope, receive, send
+            )
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         sent: dict[str, int] = {}
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
@@ -132,11 +147,12 @@ class AuditAndLimits:
             raise
 
     async def _audit(self, scope: Scope, state: dict[str, Any], status: int, detail: str | None) -> None:
-        changes = scope["method"] in ("POST", "PUT", "PATCH", "DELETE") or state.get("audit_change", False)
+        method = scope.get("method", "WEBSOCKET")
+        changes = method in ("POST", "PUT", "PATCH", "DELETE") or state.get("audit_change", False)
         if not changes and status < 400:
             return
         route = scope.get("route")
-        action = f"{scope['method']} {getattr(route, 'path', None) or scope['path']}"
+        action = f"{method} {getattr(route, 'path', None) or scope['path']}"
         caller: Caller | None = state.get("caller")
         client = scope.get("client")
         entry: dict[str, Any] = {
@@ -322,9 +338,17 @@ def _config(request: Request, body: MigrationRequest, *, writes_backup: bool) ->
     _rules(rules)
     if writes_backup:
         _writable(backup, "backup_directory")
-    return MigrationConfig(
+    config = MigrationConfig(
         **{**body.model_dump(), "source_directory": str(source), "backup_directory": str(backup), "rules_file": str(rules) if rules else None}
     )
+    if writes_backup:
+        from migration_assets.service import SourceUnusable, check_backup_outside_source
+
+        try:
+            check_backup_outside_source(config)
+        except SourceUnusable as exc:
+            raise ApiError(422, "validation_error", str(exc), {"backup_directory": [str(exc)]}) from None
+    return config
 
 
 def _known(request: Request, migration_id: str) -> None:
@@ -405,9 +429,8 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
         """One entry per run, newest first (the CLI's ``history --json``)."""
         from migration_assets.operations import history_document
 
-        return _ok(
-            *history_document(_engine(request), limit=limit, source=str(Path(source).resolve()) if source and "\x00" not in source else source)
-        )
+        folder = _paths(request, {"source": source})["source"] if source else None
+        return _ok(*history_document(_engine(request), limit=limit, source=str(folder) if folder else None))
 
     @api.post(f"{PREFIX}/migration/rollback/{{migration_id}}", tags=["migration"], response_model=Envelope, responses=responses)
     def rollback(request: Request, migration_id: RunId, who: Admin, body: Annotated[RollbackRequest | None, Body()] = None) -> JSONResponse:
@@ -589,6 +612,31 @@ def _item(request: Request, **which: Any) -> JSONResponse:
     return _ok(f"Content item {item['id']} ({item['legacy_id']})", item)
 
 
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _from_this_machine(scope: Scope) -> bool:
+    """A request whose Host names this machine's loopback and whose Origin, if any, is one too."""
+    from urllib.parse import urlsplit
+
+    headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers") or []}
+    host = headers.get("host", "")
+    try:
+        host_name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return False
+    if host_name not in LOOPBACK_HOSTS and host_name.strip("[]") not in LOOPBACK_HOSTS:
+        return False
+    origin = headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    try:
+        origin_host = urlsplit(origin).hostname or ""
+    except ValueError:
+        return False
+    return origin_host in LOOPBACK_HOSTS or origin_host.strip("[]") in LOOPBACK_HOSTS
+
+
 async def _stream_progress(websocket: WebSocket, migration_id: str) -> None:
     from migration_assets.operations import status_document
     from migration_assets.status import UnknownRun, final_event, progress_event
@@ -612,6 +660,10 @@ async def _stream_progress(websocket: WebSocket, migration_id: str) -> None:
         await websocket.close(code=1008, reason="a valid API token is needed")
         return
     await websocket.accept()
+    if "\x00" in migration_id or len(migration_id) > 200:
+        await websocket.send_json({"event": "error", **documents.failure("unknown_run", "no migration has that id")})
+        await websocket.close(code=4404, reason="unknown migration id")
+        return
 
     def read() -> dict[str, Any]:
         return status_document(api.state.engine, api.state.url, migration_id)[1]
@@ -636,3 +688,7 @@ async def _stream_progress(websocket: WebSocket, migration_id: str) -> None:
         await websocket.close(code=1000)
     except (WebSocketDisconnect, RuntimeError):
         return  # the client left
+    except SQLAlchemyError as exc:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await websocket.send_json({"event": "error", **documents.failure("database_error", f"the target database cannot be used: {exc}")})
+            await websocket.close(code=1011, reason="the target database cannot be used")

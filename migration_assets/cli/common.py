@@ -107,12 +107,13 @@ def reported(command: F) -> F:
             out.fail(exc)
         except SQLAlchemyError as exc:
             if verbose:
-                raise
+                traceback.print_exception(exc, file=sys.stderr)
             out.fail(Failure(f"the target database cannot be used: {one_line(exc)}", kind="database_error"))
         except Exception as exc:
-            if verbose:
-                raise
-            out.fail(Failure(f"{type(exc).__name__}: {one_line(exc)} (run with --verbose for the traceback)", kind="internal_error"))
+            if verbose:  # the traceback on stderr; the one line (or document) all the same
+                traceback.print_exception(exc, file=sys.stderr)
+            hint = "" if verbose else " (run with --verbose for the traceback)"
+            out.fail(Failure(f"{type(exc).__name__}: {one_line(exc)}{hint}", kind="internal_error"))
         else:
             out.succeed(result)
 
@@ -183,6 +184,8 @@ class Progress:
         self.bar: Any = None
         self.task: Any = None
         self.last_line = 0.0
+        self.last_state: tuple[Any, ...] | None = None
+        self.said_finished = False
         self.started = time.monotonic()
         if not out.quiet and sys.stdout.isatty():
             from rich.console import Console
@@ -202,6 +205,10 @@ class Progress:
             self.task = self.bar.add_task(label, total=None, detail="")
 
     def update(self, done: int, total: int | None, **counts: Any) -> None:
+        state = (done, total, tuple(counts.items()))
+        if state == self.last_state:
+            return  # nothing moved (a run's checks and report after its last batch, say): nothing to say
+        self.last_state = state
         detail = ", ".join(f"{value} {name}" for name, value in counts.items() if value is not None)
         self.out.event(f"{self.label}: progress", done=done, total=total, unit=self.unit, **counts)
         if self.out.quiet:
@@ -210,7 +217,9 @@ class Progress:
             self.bar.update(self.task, completed=done, total=total, detail=detail)
             return
         now = time.monotonic()
-        if now - self.last_line >= 5 or (total and done >= total):
+        finished = bool(total) and done >= (total or 0)
+        if now - self.last_line >= 5 or (finished and not self.said_finished):
+            self.said_finished = finished
             self.last_line = now
             share = f" ({100 * done // total}%)" if total else ""
             elapsed = now - self.started

@@ -94,7 +94,7 @@ def status(out: Output, run_id: str | None, database_url: str | None) -> Result:
 
 
 @click.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many runs, newest first.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first.")
 @click.option("--source", "source", default=None, type=click.Path(file_okay=False), help="Only runs of this source directory.")
 @DATABASE_OPTION
 @output_options
