@@ -6,6 +6,7 @@ import dagster as dg
 
 from migration_assets.defs.catalog import ASSETS
 from migration_assets.defs.checks import WHOLE_TARGET_CHECKS
+from migration_assets.defs.executors import executor_from_env
 from migration_assets.defs.jobs import incremental_job, integrity_checks_job, migrate_job, repair_derived, validate_only
 from migration_assets.defs.resources import default_resources
 from migration_assets.defs.schedules import daily_incremental_pass, daily_integrity_checks
@@ -18,5 +19,5 @@ defs = dg.Definitions(
     sensors=[watch_source_directory, record_failed_runs],
     schedules=[daily_incremental_pass, daily_integrity_checks],
     resources=default_resources(),
-    executor=dg.in_process_executor,
+    executor=executor_from_env(),  # unset MIGRATION_EXECUTOR: in the run's own process
 )
