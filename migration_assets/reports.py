@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -25,10 +26,14 @@ from migration_assets.store.models import (
 from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNINGS, WAVES
 from migration_assets.validation import RuleTally
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\b\d+\b")
+
 
 def error_type(reason: str) -> str:
-    """The kind of a rejection reason: its text before the first colon, without quoted values."""
-    head = reason.split(":", 1)[0].strip()
+    """The kind of a rejection reason: its text before the first colon, quoted values and numbers
+    left out (``legacy_id '…' is already migrated from '…'``), so that reasons group."""
+    head = _NUMBER.sub("N", _QUOTED.sub("'…'", reason)).split(":", 1)[0].strip()
     return head if len(head) <= 60 else head[:57] + "..."
 
 

@@ -188,7 +188,10 @@ def rollback(
             serialise_writes(conn, scope)
         for undo in undos:
             _undo(conn, undo)
-            conn.execute(update(RUNS).where(RUNS.c.id == undo.run_id).values(status="rolled_back", finished_at=utcnow()))
+            stats = conn.execute(select(RUNS.c.stats).where(RUNS.c.id == undo.run_id)).scalar_one_or_none() or {}
+            # the run's own finish time stays; when it was undone is said beside it
+            undone = {**stats, "rolled_back_at": utcnow().isoformat()}
+            conn.execute(update(RUNS).where(RUNS.c.id == undo.run_id).values(status="rolled_back", stats=undone))
             conn.execute(update(WAVES).where(WAVES.c.run_id == undo.run_id).values(status="rolled_back"))
     plan.applied = True
     return plan

@@ -14,7 +14,7 @@ from migration_assets.documents import iso
 from migration_assets.integrity import results_of_run
 from migration_assets.reports import error_type, run_totals
 from migration_assets.store.models import utcnow
-from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, KNOWLEDGE, REJECTED, RUNS, WARNINGS, WAVES
+from migration_assets.store.tables import CONTENT, CONTENT_VECTORS, EMBEDDINGS, ITEMS, KNOWLEDGE, REJECTED, RUNS, WARNINGS, WAVES
 
 
 class UnknownRun(LookupError):
@@ -93,6 +93,7 @@ def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
         "wave": run.partition_key,
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
+        "rolled_back_at": stats.get("rolled_back_at"),
         "error": run.error,
         "progress": progress_of(stats, run.status),
         "totals": totals,
@@ -161,6 +162,16 @@ def target_stats(engine: Engine) -> dict[str, Any]:
         for reason, rules in conn.execute(select(REJECTED.c.reason, REJECTED.c.rules)):
             reasons[error_type(reason)] += 1
             rejected_rules.update(set(rules or ()))
+        # files refused whole (not parsed, no record found), as the latest run of each file left them
+        latest = (
+            select(func.max(ITEMS.c.id).label("id"))
+            .select_from(ITEMS.join(RUNS, RUNS.c.id == ITEMS.c.run_id))
+            .where(RUNS.c.dry_run.is_(False), RUNS.c.status != "rolled_back")
+            .group_by(RUNS.c.source_directory, ITEMS.c.source_path)
+            .subquery()
+        )
+        refused_files = select(ITEMS.c.reason).join(latest, latest.c.id == ITEMS.c.id).where(ITEMS.c.status == "rejected", ITEMS.c.records_found == 0)
+        files = Counter(error_type(reason or "no reason recorded") for (reason,) in conn.execute(refused_files))
         warned_rules: Counter[str] = Counter()
         for (rules,) in conn.execute(select(WARNINGS.c.rules)):
             warned_rules.update(set(rules or ()))
@@ -169,7 +180,12 @@ def target_stats(engine: Engine) -> dict[str, Any]:
         "knowledge_items": knowledge,
         "embeddings": embeddings,
         "runs": runs,
-        "rejections": {"total": sum(reasons.values()), "by_reason": dict(reasons.most_common()), "by_rule": dict(rejected_rules.most_common())},
+        "rejections": {
+            "total": sum(reasons.values()),
+            "by_reason": dict(reasons.most_common()),
+            "by_rule": dict(rejected_rules.most_common()),
+            "files": {"total": sum(files.values()), "by_reason": dict(files.most_common())},
+        },
         "warnings": {"by_rule": dict(warned_rules.most_common())},
     }
 

@@ -140,6 +140,7 @@ def test_errors_are_one_line_with_exit_2_for_arguments_and_1_for_the_work(tmp_pa
         (["cleanup", "no-such-run"], 2, "no-such-run is not in this target"),
         (["migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--database-url", "postgresql://x@127.0.0.1:1/db"], 1, "127.0.0.1"),
         (["stats", "--database-url", "nosuch://db"], 1, "cannot be used"),
+        (["stats", "--database-url", "mysql://u@127.0.0.1/x"], 1, "mysql is not supported"),
         (["frobnicate"], 2, "No such command"),
     ]
     assert run("migrate", "--source", str(source), "--backup", str(tmp_path / "bk0"), home=home, url=sqlite_url).returncode == 0
@@ -215,3 +216,26 @@ def test_status_follows_a_migration_running_in_another_process_and_ends_agreeing
     report = json.loads((tmp_path / "bk" / "migration_report.json").read_text())
     assert final["status"] == "completed" and final["run_id"] == report["run_id"]
     assert final["totals"] == report["totals"] and final["progress"]["files_done"] == final["progress"]["files"]
+
+
+def test_stats_group_rejections_by_kind_and_count_refused_files_and_a_rollback_keeps_the_finish_time(tmp_path, home, sqlite_url):
+    """Reasons that differ only in quoted values and numbers are one kind; files refused whole
+    (not parsed) are counted beside the records; a rolled-back run keeps when it finished."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for source in (first, second):
+        source.mkdir()
+        for n in range(5):
+            (source / f"doc-{n}.json").write_text(json.dumps({"id": f"doc-{n}", "title": f"Doc {n}", "content": "text " * 20}))
+    (first / "broken.json").write_text("{not json")
+    (first / "empty.md").write_text("")
+    assert run("migrate", "--source", str(first), "--backup", str(tmp_path / "b1"), home=home, url=sqlite_url).returncode == 0
+    assert run("migrate", "--source", str(second), "--backup", str(tmp_path / "b2"), home=home, url=sqlite_url).returncode == 0  # same ids
+    rejections = document(run("stats", "--json", home=home, url=sqlite_url))["data"]["rejections"]
+    assert rejections["total"] == 5 and len(rejections["by_reason"]) == 1, rejections  # five ids already migrated: one kind
+    assert rejections["files"]["total"] == 2 and len(rejections["files"]["by_reason"]) == 2, rejections
+    shown = run("stats", home=home, url=sqlite_url).stdout
+    assert "Rejected files: 2" in shown and max(len(line) for line in shown.splitlines()) < 400
+    latest = document(run("status", "--json", home=home, url=sqlite_url))["data"]
+    assert run("rollback", latest["run_id"], "--confirm", home=home, url=sqlite_url).returncode == 0
+    undone = document(run("status", latest["run_id"], "--json", home=home, url=sqlite_url))["data"]
+    assert undone["status"] == "rolled_back" and undone["finished_at"] == latest["finished_at"] and undone["rolled_back_at"] > latest["finished_at"]

@@ -147,7 +147,10 @@ def stats(out: Output, database_url: str | None) -> Result:
         f"Embeddings: {document['embeddings']['total']} — {listed(document['embeddings']['by_model'])}",
         f"  of items too short for chunks: {listed(document['embeddings']['short_items_by_model'])}",
         f"Runs: {listed(document['runs'])}",
-        f"Rejections: {document['rejections']['total']} — {listed(document['rejections']['by_reason'])}",
+        f"Rejected records: {document['rejections']['total']} — {listed(document['rejections']['by_reason'])}",
+        f"  by rule: {listed(document['rejections']['by_rule'])}",
+        f"Rejected files: {document['rejections']['files']['total']} — {listed(document['rejections']['files']['by_reason'])}",
+        f"Warnings by rule: {listed(document['warnings']['by_rule'])}",
     ]
     return Result(message, document, lines)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import ArgumentError, InvalidRequestError
 
 from migration_assets.store import writelock
 
@@ -135,10 +136,22 @@ def existing_engine(url: str) -> Engine:
 def create_target_engine(url: str) -> Engine:
     """A new engine for ``url`` (normalised), SQLite configured for concurrent runs; neither
     cached nor upgraded: ``get_engine`` is the one to use."""
-    engine = create_engine(normalise_url(url), pool_pre_ping=True)
+    engine = _create(normalise_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         _listen_sqlite(engine, writes=True)
     return engine
+
+
+SUPPORTED = ("sqlite", "postgresql")
+
+
+def _create(url: str, **options: Any) -> Engine:
+    """``create_engine``, refusing a database this project does not support (MySQL, say) with a
+    database error that names it, not the missing driver's import error."""
+    backend = make_url(url).get_backend_name()
+    if backend not in SUPPORTED:
+        raise ArgumentError(f"{backend} is not supported; the target is SQLite or PostgreSQL")
+    return create_engine(url, **options)
 
 
 def readonly_engine(url: str) -> Engine:
@@ -148,7 +161,7 @@ def readonly_engine(url: str) -> Engine:
     path = sqlite_file(url)
     if path is not None and not path.exists():
         url = "sqlite://"
-    engine = create_engine(url)
+    engine = _create(url)
     if engine.dialect.name == "sqlite":
         _listen_sqlite(engine, writes=False)
     return engine
