@@ -27,7 +27,7 @@ from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNIN
 from migration_assets.validation import RuleTally
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_NUMBER = re.compile(r"\b\d+\b")
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?![\w.-])")  # counts and line numbers, not the 8 of UTF-8
 
 
 def error_type(reason: str) -> str:

@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from migration_assets.sources.discovery import FileStatus, scan_source
+from migration_assets.sources.discovery import FileStatus, scan_paths, scan_source
 
 
 def inventory(root: Path, **kw):
@@ -52,6 +52,11 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_crashed(tmp_path: Path):
     os.close(os.open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.json"), os.O_CREAT | os.O_WRONLY))
     (listed,) = scan_source(tmp_path, max_file_size=1000)
     assert listed.rel_path == "caf\\xe9.json" and listed.status is FileStatus.UNREADABLE and "not valid UTF-8" in listed.reason
+    # a wave plans it under that shown name; read back for the run, it is still the same file with the same reason
+    (again,) = scan_paths(tmp_path, [listed.rel_path], max_file_size=1000)
+    assert again.status is FileStatus.UNREADABLE and "not valid UTF-8" in again.reason
+    (gone,) = scan_paths(tmp_path, ["gone\\xe9.json"], max_file_size=1000)
+    assert gone.status is FileStatus.MISSING
 
 
 def test_a_long_extension_is_cut_to_the_width_of_the_format_column(tmp_path: Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -201,11 +202,26 @@ def scan_paths(
             reason = "link to a file listed already" if path.resolve().is_relative_to(root) else "symbolic link pointing outside the source directory"
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, reason)
         elif not path.is_file():
-            yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.MISSING, "no longer in the source directory")
+            if _undecodable_name(root, rel):  # planned under its shown name (see scan_source): still there, never migratable
+                yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.UNREADABLE, "file name is not valid UTF-8; rename it to migrate it")
+            else:
+                yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.MISSING, "no longer in the source directory")
         elif not _resolves_inside(path.parent, root, inside):  # under a linked folder that leads out
             yield SourceFile(rel, fmt, 0, 0.0, None, FileStatus.NOT_FOLLOWED, "symbolic link pointing outside the source directory")
         else:
             yield describe_file(root, path, max_file_size=max_file_size, skip_large_files=skip_large_files, known=known, hash_new=hash_new)
+
+
+_SHOWN_BYTE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def _undecodable_name(root: Path, shown: str) -> bool:
+    """Whether ``shown`` is how ``scan_source`` lists a file whose name is not UTF-8 (each such
+    byte as ``\\xNN``), and that file is there."""
+    if "\\x" not in shown:
+        return False
+    raw = _SHOWN_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), shown)  # the bytes back, as os.fsdecode holds them
+    return raw != shown and (root / raw).is_file()
 
 
 def _resolves_inside(folder: Path, root: Path, known: dict[Path, bool]) -> bool:
