@@ -168,7 +168,9 @@ def _ingest(
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
         never_parsed = files_total - len(inventory.eligible)
-        record_progress(conn, run_id, "content_items", added={"files_done": never_parsed}, fixed={**stage_totals, "peak_rss_mb": peak_rss_mb()})
+        record_progress(
+            conn, run_id, "content_items", added={"files_done": never_parsed}, fixed={**stage_totals, "peak_rss_mb": peak_rss_mb()}, start=True
+        )
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
     result = IngestResult({}, {}, counts, rules)
@@ -212,7 +214,8 @@ def _ingest(
             def attempt(files: list[loader.FileLoad] = files, derived: DerivedRecords | None = prepared.derived) -> LoadCounts:
                 return retry_transient(partial(write, files, derived), on_retry=note_retry)
 
-            writers.submit(attempt, written)
+            legacy_ids = frozenset(record.legacy_id for load in files for record in load.parsed.records) if writers.count > 1 else frozenset()
+            writers.submit(attempt, written, legacy_ids)
     result.parsed = tally.counts()
     result.validated = {k: validated.get(k, 0) for k in ("valid", "invalid", "warnings")}
     return result

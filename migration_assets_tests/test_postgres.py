@@ -153,3 +153,19 @@ def test_batches_of_one_run_written_at_once_count_every_record_in_its_progress(t
     assert progress["files_done"] == progress["files"] == len(corpus.files)
     assert progress["batches_done"] == progress["batches"]
     assert progress["inserted"] == len(inserted) == corpus.expected_records()
+
+
+def test_batches_written_at_once_still_keep_the_first_of_a_run_s_duplicate_ids(tmp_path, postgres_url, instance):
+    """A legacy id in several files of one run: the first file's record is kept, whatever the
+    order the concurrent writers commit in (a batch that shares ids with one in flight waits)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for n in range(16):
+        (source / f"f{n:02}.json").write_text(json.dumps([{"id": "7", "title": f"copy {n}"}, {"id": f"own-{n}", "title": f"own {n}"}]))
+    assert materialize(source, tmp_path / "bk", postgres_url, instance, batch_size=1, write_connections=4).success
+    with get_engine(postgres_url).connect() as conn:
+        assert conn.execute(select(ContentItem.title).where(ContentItem.legacy_id == "7")).scalar_one() == "copy 0"
+        assert conn.execute(select(ContentItem.id)).scalars().all().__len__() == 17
+    report = json.loads((tmp_path / "bk" / "migration_report.json").read_text())
+    assert sorted(r["path"] for r in report["rejected_records"]) == [f"f{n:02}.json" for n in range(1, 16)]
+    assert {r["reason"] for r in report["rejected_records"]} == {"duplicate legacy_id '7': first seen in f00.json"}

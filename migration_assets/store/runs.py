@@ -61,13 +61,14 @@ def record_rules(conn: Connection, run_id: str, rules: dict[str, Any]) -> None:
     conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(rules=rules))
 
 
-def record_progress(conn: Connection, run_id: str, stage: str, *, added: dict[str, int], fixed: dict[str, Any]) -> None:
+def record_progress(conn: Connection, run_id: str, stage: str, *, added: dict[str, int], fixed: dict[str, Any], start: bool = False) -> None:
     """Within a batch's transaction: add the batch's counts (``added``: batches and files done,
     records written) to how far the run got, and set the rest (``fixed``: the stage's totals, its
     start), so that ``status`` shows a run as it goes and a killed run's row says where it stopped.
 
     Batches of one run written at once add theirs in turn: the run's row stays locked to the
-    commit (a lock that leaves the rows referring to it alone), so no count is lost."""
+    commit (a lock that leaves the rows referring to it alone), so no count is lost. ``start``:
+    the stage's first write, which sets the counts instead of adding to them."""
     query = select(RUNS.c.stats).where(RUNS.c.id == run_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
@@ -75,8 +76,8 @@ def record_progress(conn: Connection, run_id: str, stage: str, *, added: dict[st
     if current is None:
         return
     before = current.get("progress") or {}
-    if before.get("stage") != stage:
-        before = {}
+    if start or before.get("stage") != stage:
+        before = {}  # a stage that starts (again, after a retry of its step) counts from nothing
     progress = {**before, **fixed, "stage": stage}
     for key, count in added.items():
         progress[key] = before.get(key, 0) + count

@@ -24,20 +24,22 @@ class BatchWriters(Generic[T]):
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
         self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="batch-writer") if self.count > 1 else None
-        self._in_flight: deque[tuple[Future[T], Callable[[T], Any]]] = deque()
+        self._in_flight: deque[tuple[Future[T], Callable[[T], Any], frozenset[str]]] = deque()
 
-    def submit(self, write: Callable[[], T], done: Callable[[T], Any]) -> None:
+    def submit(self, write: Callable[[], T], done: Callable[[T], Any], keys: frozenset[str] = frozenset()) -> None:
         """Run ``write()``; ``done`` gets its result in this thread. A failed write raises here
-        (or from a later ``submit`` or the end of the ``with`` block)."""
+        (or from a later ``submit`` or the end of the ``with`` block). A write whose ``keys`` (the
+        legacy ids it writes) meet those of a write still in flight waits for it to end first: the
+        earlier batch's record is the one a run keeps, whatever the timing."""
         if self._pool is None:
             done(write())
             return
-        while len(self._in_flight) >= self.count:
+        while self._in_flight and (len(self._in_flight) >= self.count or any(keys & held for _, _, held in self._in_flight)):
             self._finish_oldest()
-        self._in_flight.append((self._pool.submit(write), done))
+        self._in_flight.append((self._pool.submit(write), done, keys))
 
     def _finish_oldest(self) -> None:
-        future, done = self._in_flight.popleft()
+        future, done, _ = self._in_flight.popleft()
         done(future.result())
 
     def __enter__(self) -> BatchWriters[T]:
