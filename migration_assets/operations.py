@@ -46,10 +46,10 @@ def export_document(engine: Engine, database_url: str, output: Path) -> Document
     from migration_assets.outputs import OutputNotWritable, check_writable
     from migration_assets.transfer import CONTENT_FILE, MANIFEST_FILE, export_content
 
-    check_writable(output)
-    inside = _migrated_source_holding(engine, output)
+    inside = _migrated_source_holding(engine, output)  # before the folder is made
     if inside is not None:
         raise OutputNotWritable(f"{output} lies in {inside}, a source this target migrates: the export would be migrated with it next time")
+    check_writable(output)
     others = sorted(p.name for p in output.iterdir() if p.name not in (CONTENT_FILE, MANIFEST_FILE))  # an earlier export is overwritten
     if others:  # an export written into a source folder would be migrated with it next time
         raise OutputNotWritable(

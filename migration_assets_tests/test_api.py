@@ -620,3 +620,21 @@ def test_a_started_migration_whose_process_is_killed_ends_failed_and_can_be_star
     assert final["event"] == "finished" and final["status"] == "failed" and final["error"] == status["error"]
     again = sqlite_server.post(f"{API}/migration/start", json=body, headers=ADMIN)
     assert again.status_code == 202 and follow(sqlite_server, again.json()["data"]["migration_id"])[-1]["status"] == "completed"
+
+
+def test_a_websocket_for_an_id_no_run_can_have_ends_with_an_error_event(client) -> None:
+    test_client, _ = client
+    for bad in ("a%00b", "x" * 300):
+        with test_client.websocket_connect(f"{API}/migration/ws/{bad}", headers=ADMIN) as socket:
+            event = socket.receive_json()
+            assert event["event"] == "error" and event["error"] == "unknown_run", event
+
+
+def test_a_token_in_a_query_string_never_reaches_the_server_log() -> None:
+    import logging
+
+    from migration_assets.api.__main__ import _hide_tokens
+
+    line = ("127.0.0.1", "GET", "/ws/1?access_token=s3cret&x=1")
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s"', line, None)
+    assert _hide_tokens(record) and "s3cret" not in record.getMessage() and "access_token=***&x=1" in record.getMessage()

@@ -237,5 +237,7 @@ def test_stats_group_rejections_by_kind_and_count_refused_files_and_a_rollback_k
     assert "Rejected files: 2" in shown and max(len(line) for line in shown.splitlines()) < 400
     latest = document(run("status", "--json", home=home, url=sqlite_url))["data"]
     assert run("rollback", latest["run_id"], "--confirm", home=home, url=sqlite_url).returncode == 0
+    into_source = run("export", "--output", str(first / "export"), home=home, url=sqlite_url)  # it would be migrated next time
+    assert into_source.returncode == 1 and "a source this target migrates" in into_source.stderr and not (first / "export").exists()
     undone = document(run("status", latest["run_id"], "--json", home=home, url=sqlite_url))["data"]
     assert undone["status"] == "rolled_back" and undone["finished_at"] == latest["finished_at"] and undone["rolled_back_at"] > latest["finished_at"]
