@@ -45,6 +45,7 @@ def rules_file_from_env() -> str | None:
 MAX_BATCH_SIZE = 100_000
 MAX_WORKERS = 64  # processes: more than any machine this runs on has cores, few enough not to bring it down
 MAX_FILE_SIZE = 64 * 1024**3
+MAX_WRITE_CONNECTIONS = 8  # within the engine's pool (5 + 10 overflow), beside the run's own connections
 
 
 class MigrationConfig(BaseModel):
@@ -64,7 +65,10 @@ class MigrationConfig(BaseModel):
     max_workers: int = Field(default=4, ge=1, le=MAX_WORKERS, description="Process pool size when parallel_processing is on.")
     wave_max_files: int = Field(default=10_000, ge=1, description="Most files in one wave (partition) planned by the sensor or schedule.")
     write_connections: int = Field(
-        default=2, ge=1, le=32, description="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer)."
+        default=2,
+        ge=1,
+        le=MAX_WRITE_CONNECTIONS,
+        description="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer).",
     )
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source (that source only).")
     knowledge_min_chars: int = Field(default=500, ge=1, description="Content at least this long becomes knowledge items.")

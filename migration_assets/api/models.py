@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MigrationConfig
+from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MAX_WRITE_CONNECTIONS, MigrationConfig
 
 
 class Strict(BaseModel):
@@ -36,7 +36,9 @@ class MigrationRequest(Strict):
     parallel_processing: bool = Field(default=False, description="Parse, validate and embed in process pools.")
     max_workers: int = Field(default=4, ge=1, le=MAX_WORKERS, description="Size of those pools.")
     wave_max_files: int = Field(default=10_000, ge=1, le=10_000_000, description="Most files in one wave.")
-    write_connections: int = Field(default=2, ge=1, le=32, description="PostgreSQL: batches written at once, each over its own connection.")
+    write_connections: int = Field(
+        default=2, ge=1, le=MAX_WRITE_CONNECTIONS, description="PostgreSQL: batches written at once, each over its own connection."
+    )
     prune_removed: bool = Field(default=False, description="Delete the records of files no longer in the source.")
     knowledge_min_chars: int = Field(default=500, ge=1, le=100_000_000, description="Content at least this long becomes knowledge items.")
     chunk_chars: int = Field(default=1200, ge=200, le=1_000_000, description="Target size of a knowledge chunk, in characters.")

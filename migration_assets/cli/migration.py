@@ -26,7 +26,7 @@ from migration_assets.cli.common import (
     rules_of,
     target_url,
 )
-from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MigrationConfig
+from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MAX_WRITE_CONNECTIONS, MigrationConfig
 from migration_assets.outputs import OutputNotWritable, check_writable
 from migration_assets.service import SourceUnusable, check_backup_outside_source
 from migration_assets.store.database import redact_url
@@ -185,7 +185,7 @@ def _watch_run(url: str, partition_key: str, progress: Progress, stop: threading
     "--write-connections",
     default=2,
     show_default=True,
-    type=click.IntRange(min=1, max=32),
+    type=click.IntRange(1, MAX_WRITE_CONNECTIONS),
     help="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer).",
 )
 @click.option(
