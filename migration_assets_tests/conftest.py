@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from migration_assets.config import MigrationConfig
 from migration_assets.store.database import dispose_engine, normalise_url
@@ -73,6 +74,20 @@ def postgres_available() -> None:
         pytest.fail(f"{problem}, and MIGRATION_REQUIRE_POSTGRES=1 makes PostgreSQL tests mandatory")
     if problem:
         pytest.skip(problem)
+
+
+@pytest.fixture
+def instance_db(postgres_available: None) -> Iterator[str]:
+    """A fresh PostgreSQL database for a Dagster instance, dropped after the test; its plain
+    ``postgresql://`` URL."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'create database "{name}"'))
+    yield make_url(POSTGRES_URL).set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'drop database "{name}" with (force)'))
+    admin.dispose()
 
 
 @contextmanager

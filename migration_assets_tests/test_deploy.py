@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,9 @@ import dagster as dg
 import pytest
 import yaml
 from dagster._record import copy as with_fields
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from migration_assets.defs.executors import EXECUTOR_VARIABLE, executor_from_env, executor_named
-from migration_assets.store.database import normalise_url
-from migration_assets_tests.conftest import POSTGRES_URL
 from migration_assets_tests.webserver import free_port, graphql
 
 REPO = Path(__file__).resolve().parent.parent
@@ -197,20 +193,7 @@ def user_deployment(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The local PostgreSQL, standing in for the deployment's
-
-
-@pytest.fixture
-def instance_database(postgres_available: None) -> Iterator[str]:
-    """A fresh database ``deploy_test_…`` on the local server for an instance; its plain URL."""
-    name = f"deploy_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'create database "{name}"'))
-    yield make_url(POSTGRES_URL).set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'drop database "{name}" with (force)'))
-    admin.dispose()
+# The local PostgreSQL stands in for the deployment's (conftest's instance_db)
 
 
 def docker_home(tmp_path: Path, workspace: dict[str, Any] | None = None) -> Path:
@@ -283,15 +266,13 @@ def code_server(env: dict[str, str], tmp_path: Path) -> Iterator[int]:
 # (a) the instances
 
 
-def test_the_docker_instance_loads_with_the_docker_run_launcher_the_production_storage_and_queue(
-    tmp_path, monkeypatch, docker_library, instance_database
-):
+def test_the_docker_instance_loads_with_the_docker_run_launcher_the_production_storage_and_queue(tmp_path, monkeypatch, docker_library, instance_db):
     """deploy/docker/dagster.yaml opens on PostgreSQL with PostgresInstanceStorage and builds its
     DockerRunLauncher; constructing the launcher needs no Docker engine (it asks for one only to
     launch a run), so this is the launcher the daemon would use."""
     from dagster_docker import DockerRunLauncher
 
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", instance_database)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", instance_db)
     with dg.DagsterInstance.from_config(str(docker_home(tmp_path))) as instance:
         storage = instance.get_ref().storage_data
         assert storage is not None and storage.class_name == "PostgresInstanceStorage"
@@ -307,9 +288,7 @@ def test_the_docker_instance_loads_with_the_docker_run_launcher_the_production_s
     assert load_yaml(DOCKER / "dagster.yaml")["storage"] == production["storage"]
 
 
-def test_the_helm_charts_instance_loads_its_storage_and_queue_and_validates_the_k8s_run_launcher(
-    tmp_path, monkeypatch, k8s_library, instance_database
-):
+def test_the_helm_charts_instance_loads_its_storage_and_queue_and_validates_the_k8s_run_launcher(tmp_path, monkeypatch, k8s_library, instance_db):
     """The instance the chart writes from values.yaml (``chart_instance``; its database host,
     name and user swapped for the local server's, as ``helm --set`` would) opens its stock
     PostgreSQL storages with psycopg2 and queues runs as deploy/postgres does. Its run launcher's
@@ -319,7 +298,7 @@ def test_the_helm_charts_instance_loads_its_storage_and_queue_and_validates_the_
     from dagster._config import process_config, resolve_to_config_type
     from dagster_k8s import K8sRunLauncher
 
-    url = make_url(instance_database)
+    url = make_url(instance_db)
     values = load_yaml(K8S / "values.yaml")
     values["postgresql"].update(
         postgresqlHost=url.host, postgresqlUsername=url.username, postgresqlDatabase=url.database, service={"port": url.port or 5432}
@@ -490,7 +469,7 @@ def test_every_service_runs_the_one_image_that_runs_are_launched_in():
 # (d) the image's entry point runs the code location
 
 
-def test_the_images_command_serves_the_code_location_and_its_jobs(tmp_path, instance_database, postgres_url):
+def test_the_images_command_serves_the_code_location_and_its_jobs(tmp_path, instance_db, postgres_url):
     """The Dockerfile's CMD, run here with this virtualenv's ``dagster`` on a free port and the
     code location service's environment: the Compose health check (also the chart's readiness
     probe) passes, and Dagster loads the location from it over gRPC, with its jobs and image."""
@@ -500,7 +479,7 @@ def test_the_images_command_serves_the_code_location_and_its_jobs(tmp_path, inst
     command = dockerfile_instruction("CMD")
     assert command[:3] == ["dagster", "code-server", "start"] and option(command, "-m") == "migration_assets.definitions"
     assert not re.search(r"^ENTRYPOINT", (DOCKER / "Dockerfile").read_text(), re.M)  # launchers replace the command whole
-    env = {**service_env("code-location", instance_database, postgres_url, tmp_path), "DAGSTER_HOME": str(docker_home(tmp_path))}
+    env = {**service_env("code-location", instance_db, postgres_url, tmp_path), "DAGSTER_HOME": str(docker_home(tmp_path))}
     with code_server(env, tmp_path) as port, dg.instance_for_test() as instance:
         served = json.loads(DagsterGrpcClient(port=port, host="127.0.0.1").get_current_image())
         assert served["current_image"] == env["DAGSTER_CURRENT_IMAGE"]
@@ -512,7 +491,7 @@ def test_the_images_command_serves_the_code_location_and_its_jobs(tmp_path, inst
 
 
 def test_a_run_launched_in_the_compose_webserver_goes_through_the_queue_to_the_docker_run_launcher(
-    tmp_path, docker_library, instance_database, postgres_url
+    tmp_path, docker_library, instance_db, postgres_url
 ):
     """The webserver's and the daemon's Compose commands, on the docker instance and a workspace
     pointing at the image's command running here: a launch from the UI is queued, the daemon takes
@@ -520,7 +499,7 @@ def test_a_run_launched_in_the_compose_webserver_goes_through_the_queue_to_the_d
     variable it passes on, then asks for the Docker engine. There is none on this machine, so the
     run fails there, and the test checks that it failed there and for that reason only."""
     services = compose()["services"]
-    code_env = {**service_env("code-location", instance_database, postgres_url, tmp_path), "DAGSTER_HOME": str(docker_home(tmp_path / "code"))}
+    code_env = {**service_env("code-location", instance_db, postgres_url, tmp_path), "DAGSTER_HOME": str(docker_home(tmp_path / "code"))}
     with code_server(code_env, tmp_path) as port:
         (entry,) = load_yaml(DOCKER / "workspace.yaml")["load_from"]
         workspace = {"load_from": [{"grpc_server": {**entry["grpc_server"], "host": "127.0.0.1", "port": port}}]}
@@ -531,8 +510,8 @@ def test_a_run_launched_in_the_compose_webserver_goes_through_the_queue_to_the_d
             return with_option(command, "-w", str(home / "workspace.yaml"))
 
         webserver = with_option(here(services["webserver"]["command"]), "-p", str(web_port))
-        env = {**service_env("webserver", instance_database, postgres_url, tmp_path), "DAGSTER_HOME": str(home)}
-        daemon_env = {**service_env("daemon", instance_database, postgres_url, tmp_path), "DAGSTER_HOME": str(home)}
+        env = {**service_env("webserver", instance_db, postgres_url, tmp_path), "DAGSTER_HOME": str(home)}
+        daemon_env = {**service_env("daemon", instance_db, postgres_url, tmp_path), "DAGSTER_HOME": str(home)}
         with (
             process(webserver, env, tmp_path, tmp_path / "webserver.log"),
             process(here(services["daemon"]["command"]), daemon_env, tmp_path, tmp_path / "daemon.log"),

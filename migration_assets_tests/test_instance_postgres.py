@@ -6,7 +6,6 @@ target that shares the instance's database is refused saying why."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -23,19 +22,6 @@ from migration_assets_tests.webserver import graphql, webserver
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "migration_assets" / "sample_data"
-
-
-@pytest.fixture
-def instance_db(postgres_available) -> Iterator[str]:
-    """A fresh PostgreSQL database for the instance; its plain ``postgresql://`` URL."""
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'create database "{name}"'))
-    yield make_url(POSTGRES_URL).set(drivername="postgresql", database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'drop database "{name}" with (force)'))
-    admin.dispose()
 
 
 def deployed_home(tmp_path: Path, form: str = "url") -> Path:
