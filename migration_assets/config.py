@@ -45,6 +45,7 @@ def rules_file_from_env() -> str | None:
 MAX_BATCH_SIZE = 100_000
 MAX_WORKERS = 64  # processes: more than any machine this runs on has cores, few enough not to bring it down
 MAX_FILE_SIZE = 64 * 1024**3
+MAX_WAVES = 64  # waves of one migrate --waves: runs in the queue at once
 MAX_WRITE_CONNECTIONS = 8  # within the engine's pool (5 + 10 overflow), beside the run's own connections
 
 

@@ -100,12 +100,21 @@ def validation_message(report: dict[str, Any]) -> str:
     )
 
 
-def history_document(engine: Engine, *, limit: int = 20, source: str | None = None) -> Document:
-    """The latest runs, newest first (of one source directory, when given)."""
+def history_document(engine: Engine, *, limit: int = 20, source: str | None = None, group: str | None = None) -> Document:
+    """The latest runs, newest first (of one source directory, of one group, when given; a
+    group's summary beside its runs)."""
     from migration_assets.status import run_history
 
-    document = run_history(engine, limit=limit, source=source)
-    return f"{len(document['runs'])} runs", document
+    document = run_history(engine, limit=limit, source=source, group=group)
+    summary = document["group"]
+    if summary is None:
+        return f"{len(document['runs'])} runs", document
+    files, records = summary["totals"].get("files", 0), (summary["totals"].get("records") or {})
+    message = (
+        f"Group {group}: {summary['status']}, {len(summary['runs'])} runs, {files} files, "
+        f"{records.get('inserted', 0)} records inserted, {records.get('rejected', 0)} rejected"
+    )
+    return message, document
 
 
 def stats_document(engine: Engine) -> Document:

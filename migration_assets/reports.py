@@ -10,11 +10,10 @@ import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from migration_assets.ingest import ValidatedRecords
 from migration_assets.integrity import results_of_run
 from migration_assets.inventory import FileInventory
 from migration_assets.rules import MigrationRules
@@ -24,7 +23,9 @@ from migration_assets.store.models import (
     KnowledgeItem,
 )
 from migration_assets.store.tables import BACKUPS, ITEMS, REJECTED, RUNS, WARNINGS, WAVES
-from migration_assets.validation import RuleTally
+
+if TYPE_CHECKING:  # the pipeline's modules (pandas, pandera): not for reading runs
+    from migration_assets.ingest import ValidatedRecords
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"(?<![\w.-])\d+(?![\w.-])")  # counts and line numbers, not the 8 of UTF-8
@@ -39,6 +40,8 @@ def error_type(reason: str) -> str:
 
 def count_by_rule(rejected: Iterable[list[str] | None], warned: Iterable[list[str] | None]) -> dict[str, dict[str, int]]:
     """Rejections and warnings per rule, from the rule lists of rejected and of warned records."""
+    from migration_assets.validation import RuleTally
+
     tally = RuleTally()
     for rules in rejected:
         tally.add("rejected", rules)

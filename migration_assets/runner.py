@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import dagster as dg
     from dagster._utils.error import SerializableErrorInfo
 
+    from migration_assets.store.models import MigrationWave
+
 
 def root_cause(error: SerializableErrorInfo) -> str:
     """The message of the innermost cause (Dagster wraps a step's exception in its own)."""
@@ -170,6 +172,28 @@ def _url_config(url: str) -> Any:
     return {"env": RUN_TARGET_VARIABLE}
 
 
+def _run_config(config: MigrationConfig, database_url: str, embedding_provider: str | None, log_level: str) -> dict[str, Any]:
+    from migration_assets.config import embedding_provider_from_env
+
+    return {
+        "resources": {
+            "migration": {"config": config.model_dump()},
+            "target": {"config": {"url": _url_config(database_url)}},
+            "embedding_model": {"config": {"provider": embedding_provider or embedding_provider_from_env()}},
+        },
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+
+
+def _run_tags(config: MigrationConfig, tags: dict[str, str] | None) -> dict[str, str]:
+    return {
+        "migration/source": str(config.source_path),
+        "migration/mode": "incremental" if config.incremental else "full",
+        "migration/launcher": "cli",
+        **(tags or {}),  # the API's say who launched it
+    }
+
+
 def run_wave(
     config: MigrationConfig,
     database_url: str,
@@ -182,7 +206,6 @@ def run_wave(
     embedding_provider: str | None = None,
 ) -> LaunchResult:
     """Materialize one wave (partition) of the migration assets as a run of the ``migrate`` job."""
-    from migration_assets.config import embedding_provider_from_env
     from migration_assets.definitions import defs
     from migration_assets.defs.partitions import WAVES
     from migration_assets.lifecycle import close_run
@@ -192,20 +215,8 @@ def run_wave(
     if not instance.has_dynamic_partition(WAVES, partition_key):
         instance.add_dynamic_partitions(WAVES, [partition_key])
     job = defs.resolve_job_def("migrate")
-    run_config = {
-        "resources": {
-            "migration": {"config": config.model_dump()},
-            "target": {"config": {"url": _url_config(database_url)}},
-            "embedding_model": {"config": {"provider": embedding_provider or embedding_provider_from_env()}},
-        },
-        "loggers": {"console": {"config": {"log_level": log_level}}},
-    }
-    tags = {
-        "migration/source": str(config.source_path),
-        "migration/mode": "incremental" if config.incremental else "full",
-        "migration/launcher": "cli",
-        **(tags or {}),  # the API's say who launched it
-    }
+    run_config = _run_config(config, database_url, embedding_provider, log_level)
+    tags = _run_tags(config, tags)
     result = job.execute_in_process(
         run_config=run_config, instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags, run_id=run_id
     )
@@ -225,3 +236,88 @@ def run_wave(
             )
     reports = run_report_dir(config.backup_path, result.run_id)  # the run's own (the latest is copied beside the folder)
     return LaunchResult(result.run_id, result.success, reports / REPORT_FILE, reports / SUMMARY_FILE, error)
+
+
+@dataclass
+class GroupResult:
+    """The runs of the waves of one ``run_waves``: ids in the order of the waves, and how they ended."""
+
+    group: str
+    run_ids: list[str]
+    waves: list[str]
+    success: bool
+    errors: dict[str, str]
+    daemon_started: bool
+
+
+def new_group_key() -> str:
+    from migration_assets.waves import new_wave_key
+
+    return new_wave_key("group")
+
+
+def run_waves(
+    config: MigrationConfig,
+    database_url: str,
+    count: int,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+    tags: dict[str, str] | None = None,
+    embedding_provider: str | None = None,
+    on_planned: Callable[[str, list[MigrationWave]], None] | None = None,
+    on_tick: Callable[[dict[str, str]], None] | None = None,
+) -> GroupResult | None:
+    """Plan the source's work as ``count`` waves of about equal size and run them as concurrent
+    runs of the ``migrate`` job through the instance's run queue (``run_queue``); returns when
+    all have ended (None when an incremental plan finds nothing to do). ``on_planned`` hears the
+    group's key and its waves before the runs are queued; ``on_tick`` their Dagster statuses."""
+    from migration_assets.defs.assets import GROUP_TAG
+    from migration_assets.lifecycle import close_run, recover_stale_runs
+    from migration_assets.run_queue import (
+        QueueUnavailable,
+        cancel_queued,
+        daemon_for,
+        daemon_running,
+        run_environment,
+        submit_runs,
+        wait_for_runs,
+        workspace_file,
+    )
+
+    instance = instance or default_instance()
+    engine = get_engine(database_url)
+    recover_stale_runs(engine, database_url)
+    run_config = _run_config(config, database_url, embedding_provider, log_level)
+    if run_config["resources"]["target"]["config"]["url"] == {"env": RUN_TARGET_VARIABLE} and daemon_running(instance):
+        raise QueueUnavailable(
+            "the target URL holds a password, and the runs are launched by the instance's daemon, which reads it from its own "
+            "environment: export DATABASE_URL with this URL for the daemon and for this command"
+        )
+    waves = plan_waves(engine, config, count=count, adopt_pending=True)
+    if not waves:
+        return None
+    group, keys = new_group_key(), [wave.partition_key for wave in waves]
+    if on_planned:
+        on_planned(group, waves)
+    home = ensure_dagster_home()
+    run_ids: list[str] = []
+    with daemon_for(instance, workspace_file(home), config.backup_path / "launches", run_environment({})) as daemon:
+        try:
+            submit_runs(instance, workspace_file(home), keys, run_config, _run_tags(config, {GROUP_TAG: group, **(tags or {})}), run_ids)
+            outcome = wait_for_runs(instance, run_ids, daemon, on_tick)
+        except BaseException:  # interrupted, or the daemon died: no run starts later unwatched
+            cancel_queued(instance, run_ids)
+            raise
+    for run_id, error in outcome.errors.items():  # as for a run in this process: closed with its step's error
+        with contextlib.suppress(SQLAlchemyError, LookupError, OSError):
+            close_run(
+                engine,
+                run_id,
+                status="failed",
+                error=error,
+                database_url=database_url,
+                backup_directory=config.backup_path,
+                create_backups=config.create_backups,
+            )
+    return GroupResult(group, run_ids, keys, outcome.success, outcome.errors, daemon.started_here)

@@ -91,6 +91,7 @@ def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
         "mode": mode,
         "source_directory": run.source_directory,
         "wave": run.partition_key,
+        "group": group_summary(engine, run.run_group) if run.run_group else None,
         "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at),
         "rolled_back_at": stats.get("rolled_back_at"),
@@ -107,11 +108,54 @@ def run_status(engine: Engine, run_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def run_history(engine: Engine, *, limit: int = 20, source: str | None = None) -> dict[str, Any]:
-    """The latest runs, newest first: when, source, mode, totals, state, rolled back or not."""
+def group_status(statuses: list[str]) -> str:
+    """One state for runs that went together: running while one runs, failed when one failed
+    (and was not undone), rolled back when all were, completed otherwise."""
+    if "running" in statuses:
+        return "running"
+    if "failed" in statuses:
+        return "failed"
+    if statuses and all(status == "rolled_back" for status in statuses):
+        return "rolled_back"
+    return "completed" if statuses else "unknown"
+
+
+def _add(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    return {key: _add(total.get(key) or {}, value) if isinstance(value, dict) else (total.get(key) or 0) + value for key, value in more.items()}
+
+
+def group_summary(engine: Engine, group: str) -> dict[str, Any]:
+    """The runs of one group (the waves of a ``migrate --waves K``, or a UI backfill): each
+    run's wave, state and totals, the group's state, and its totals summed."""
+    runs: list[dict[str, Any]] = []
+    totals: dict[str, Any] = {}
+    started, finished = [], []
+    with engine.connect() as conn:
+        for run in conn.execute(select(RUNS).where(RUNS.c.run_group == group).order_by(RUNS.c.started_at, RUNS.c.id)).all():
+            counted = run_totals(conn, run.id)
+            totals = _add(totals, counted)
+            started.append(run.started_at)
+            finished.append(run.finished_at)
+            runs.append({"run_id": run.id, "wave": run.partition_key, "status": run.status, "files": counted["files"], "records": counted["records"]})
+    status = group_status([run["status"] for run in runs])
+    return {
+        "group": group,
+        "status": status,
+        "started_at": iso(min(started)) if started else None,
+        "finished_at": iso(max(finished)) if finished and status != "running" and all(finished) else None,
+        "runs": runs,
+        "totals": totals,
+    }
+
+
+def run_history(engine: Engine, *, limit: int = 20, source: str | None = None, group: str | None = None) -> dict[str, Any]:
+    """The latest runs, newest first: when, source, mode, totals, state, rolled back or not, and
+    the group each ran in (the runs of one group only, with ``group``; its summary beside)."""
     query = select(RUNS).where(RUNS.c.dry_run.is_(False)).order_by(RUNS.c.started_at.desc()).limit(limit)
     if source is not None:
         query = query.where(RUNS.c.source_directory == source)
+    if group is not None:
+        query = query.where(RUNS.c.run_group == group)
     runs = []
     with engine.connect() as conn:
         for run in conn.execute(query).all():
@@ -123,13 +167,16 @@ def run_history(engine: Engine, *, limit: int = 20, source: str | None = None) -
                     "finished_at": iso(run.finished_at),
                     "source_directory": run.source_directory,
                     "mode": _mode(conn, run),
+                    "wave": run.partition_key,
+                    "group": run.run_group,
                     "status": run.status,
                     "rolled_back": run.status == "rolled_back",
                     "files": totals["files"],
                     "records": totals["records"],
                 }
             )
-    return {"runs": runs, "limit": limit, "source_directory": source}
+    summary = group_summary(engine, group) if group is not None else None
+    return {"runs": runs, "limit": limit, "source_directory": source, "group": summary}
 
 
 def target_stats(engine: Engine) -> dict[str, Any]:

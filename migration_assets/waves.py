@@ -197,15 +197,23 @@ def new_wave_key(mode: str, now: dt.datetime | None = None) -> str:
 
 
 def plan_waves(
-    engine: Engine, config: MigrationConfig, *, max_files: int | None = None, key: str | None = None, adopt_pending: bool = False
+    engine: Engine,
+    config: MigrationConfig,
+    *,
+    max_files: int | None = None,
+    count: int | None = None,
+    key: str | None = None,
+    adopt_pending: bool = False,
 ) -> list[MigrationWave]:
     """Plan and record the waves that carry the source's new work.
 
     ``config.incremental``: new, changed and drifted files not already in a pending wave (with
     ``adopt_pending``, those too: the CLI takes over waves whose run died, say). Otherwise: every
     file of the source. Waves whose files are taken over are marked ``superseded``.
-    ``max_files`` bounds a wave; ``key`` names the (single) wave, as when a partition was added
-    by hand in the UI.
+    ``max_files`` bounds a wave; ``count``: as many waves of about equal size (fewer when there
+    are fewer files), to run at once; ``key`` names the (single) wave, as when a partition was
+    added by hand in the UI. Files removed from the source (and the count of unchanged ones)
+    belong to the first wave only: pruned and reported once.
     """
     plan = plan_incremental(engine, config, hash_new=False)
     adopted = sorted(f.rel_path for f in plan.pending) if (adopt_pending or not config.incremental) else []
@@ -220,7 +228,10 @@ def plan_waves(
     if not files and key is None and not (config.prune_removed and plan.removed):
         return []  # nothing to migrate, and nothing removed that we were asked to prune
     size = max_files if key is None and max_files else max(len(files), 1)
+    if key is None and count and count > 1:
+        size = max(-(-len(files) // count), 1)  # ceil: `count` waves at most, none empty
     chunks = [files[i : i + size] for i in range(0, len(files), size)] or [[]]
+    unchanged = len(plan.unchanged) + (0 if adopt_pending else len(plan.refused)) if mode == "incremental" else 0
     waves = [
         MigrationWave(
             partition_key=key or new_wave_key(mode),
@@ -229,11 +240,11 @@ def plan_waves(
             status="planned",
             files=chunk,
             file_count=len(chunk),
-            unchanged_count=len(plan.unchanged) + (0 if adopt_pending else len(plan.refused)) if mode == "incremental" else 0,
-            removed=plan.removed,
+            unchanged_count=unchanged if first else 0,
+            removed=plan.removed if first else [],
             created_at=utcnow(),
         )
-        for chunk in chunks
+        for first, chunk in zip([True] + [False] * (len(chunks) - 1), chunks, strict=True)
     ]
     planned_columns = [c.key for c in WAVES.columns if c.key not in ("completed_at", "run_id")]
     with engine.begin() as conn:

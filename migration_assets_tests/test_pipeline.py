@@ -30,11 +30,12 @@ def materialize(
     key: str | None = None,
     adopt_pending: bool = False,
     provider: str | None = None,
+    tags: dict[str, str] | None = None,
     **config,
 ) -> dg.ExecuteInProcessResult | None:
     """Plan a wave of ``source`` (as the CLI does) and materialize every asset for it; None when
     an incremental plan finds nothing to do. With ``key``, materialize that partition instead;
-    ``provider``: the embedding provider (default: the environment's, hashing)."""
+    ``provider``: the embedding provider (default: the environment's, hashing); ``tags``: the run's."""
     migration = MigrationResource(source_directory=str(source), backup_directory=str(backup), **config)
     if key is None:
         waves = plan_waves(get_engine(url), migration.settings(), adopt_pending=adopt_pending)
@@ -47,7 +48,7 @@ def materialize(
     # Dagster 1.13 looks the instance's defs-state storage up through a context variable that a
     # disposed instance can leave behind; pin it to this instance for the run
     with set_defs_state_storage(instance.defs_state_storage):
-        return dg.materialize(ASSETS, resources=resources, instance=instance, partition_key=key, raise_on_error=False)
+        return dg.materialize(ASSETS, resources=resources, instance=instance, partition_key=key, raise_on_error=False, tags=tags)
 
 
 def content_snapshot(url: str) -> list[tuple]:

@@ -425,12 +425,20 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
         who: Viewer,
         limit: Annotated[int, Query(ge=1, le=1000, description="How many runs, newest first.")] = 20,
         source: Annotated[str | None, Query(max_length=4096, description="Only runs of this source directory.")] = None,
+        group: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                pattern=r"^[^\x00]*$",
+                description="Only the runs of this group of waves (migrate --waves, a UI backfill), with its summary.",
+            ),
+        ] = None,
     ) -> JSONResponse:
         """One entry per run, newest first (the CLI's ``history --json``)."""
         from migration_assets.operations import history_document
 
         folder = _paths(request, {"source": source})["source"] if source else None
-        return _ok(*history_document(_engine(request), limit=limit, source=str(folder) if folder else None))
+        return _ok(*history_document(_engine(request), limit=limit, source=str(folder) if folder else None, group=group))
 
     @api.post(f"{PREFIX}/migration/rollback/{{migration_id}}", tags=["migration"], response_model=Envelope, responses=responses)
     def rollback(request: Request, migration_id: RunId, who: Admin, body: Annotated[RollbackRequest | None, Body()] = None) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,8 @@ from migration_assets.cli.common import (
     rules_of,
     target_url,
 )
-from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WORKERS, MAX_WRITE_CONNECTIONS, MigrationConfig
+from migration_assets.config import MAX_BATCH_SIZE, MAX_FILE_SIZE, MAX_WAVES, MAX_WORKERS, MAX_WRITE_CONNECTIONS, MigrationConfig
 from migration_assets.outputs import OutputNotWritable, check_writable
-from migration_assets.service import SourceUnusable, check_backup_outside_source
 from migration_assets.store.database import redact_url
 
 SOURCE_OPTION = click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False), help="Legacy source directory.")
@@ -189,6 +189,14 @@ def _watch_run(url: str, partition_key: str, progress: Progress, stop: threading
     help="PostgreSQL: batches written at once, each over a connection of its own (SQLite has one writer).",
 )
 @click.option(
+    "--waves",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_WAVES),
+    help="Split the work into this many waves, run at once as Dagster runs through the instance's run queue "
+    "(a dagster-daemon dequeues them; one is started for them when none runs).",
+)
+@click.option(
     "--embedding-provider",
     default=None,
     envvar="MIGRATION_EMBEDDING_PROVIDER",
@@ -211,6 +219,7 @@ def migrate(
     parallel: bool,
     max_workers: int,
     write_connections: int,
+    waves: int,
     embedding_provider: str | None,
     max_file_size: int,
     database_url: str | None,
@@ -225,6 +234,7 @@ def migrate(
       python -m migration_assets.cli migrate --source /legacy/data --backup /backups --dry-run --verbose
       python -m migration_assets.cli migrate --source /legacy/data --backup /backups --verbose
       python -m migration_assets.cli migrate --source /legacy/data --backup /backups --incremental
+      python -m migration_assets.cli migrate --source /legacy/data --backup /backups --waves 4 --parallel
     """
     rules_path, _ = rules_of(rules_file)
     folder = readable_folder(source)
@@ -243,6 +253,8 @@ def migrate(
     )
     url = target_url(database_url)
     _writable(config.backup_path, "the backup directory")
+    from migration_assets.service import SourceUnusable, check_backup_outside_source  # the pipeline's modules: only for work
+
     try:
         check_backup_outside_source(config)
     except SourceUnusable as exc:
@@ -255,7 +267,11 @@ def migrate(
         except (ValueError, RuntimeError) as exc:  # unknown, or its extra is not installed
             raise Failure(str(exc), code=2, kind="usage_error") from None
     if dry_run:
+        if waves > 1:
+            raise Failure("--waves runs the migration, --dry-run writes nothing: give one of them", code=2, kind="usage_error")
         return _dry_run(out, config, url)
+    if waves > 1:
+        return _concurrent_waves(out, config, url, waves, embedding_provider)
     from sqlalchemy.exc import SQLAlchemyError
 
     from migration_assets.runner import InstanceUnavailable, from_instance_storage, run_migration
@@ -300,6 +316,111 @@ def migrate(
     line = short_summary(engine, outcome.run_id)  # the report of a large run is large: not read back
     lines = [outcome.summary_path.read_text(encoding="utf-8")] if out.verbose else [line]
     return Result(line, document, [*lines, f"Report: {outcome.report_path}", f"Summary: {outcome.summary_path}"])
+
+
+def _concurrent_waves(out: Output, config: MigrationConfig, url: str, count: int, embedding_provider: str | None) -> Result:
+    """``migrate --waves K``: the work as K waves, run at once through the run queue; one
+    document for the group (its summary, and each run's report)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from migration_assets.reports import REPORT_FILE, run_report_dir
+    from migration_assets.run_queue import QueueUnavailable
+    from migration_assets.runner import InstanceUnavailable, from_instance_storage, run_waves
+    from migration_assets.status import group_summary
+    from migration_assets.store.database import get_engine
+
+    progress = out.progress("migrate")
+    stop = threading.Event()
+    watchers: list[threading.Thread] = []
+
+    def watch(group: str, waves: list[Any]) -> None:
+        out.event("Waves planned", group=group, waves={wave.partition_key: wave.file_count for wave in waves})
+        total = sum(wave.file_count for wave in waves)
+        watcher = threading.Thread(target=_watch_group, args=(url, group, total, progress, stop), daemon=True)
+        watcher.start()
+        watchers.append(watcher)
+
+    groups: list[str] = []
+
+    def planned(group: str, waves: list[Any]) -> None:
+        groups.append(group)
+        watch(group, waves)
+
+    def stop_on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # as Ctrl-C: the queued runs are cancelled on the way out
+
+    previous = signal.signal(signal.SIGTERM, stop_on_term)
+    try:
+        outcome = run_waves(
+            config, url, count, log_level="INFO" if out.verbose else "CRITICAL", embedding_provider=embedding_provider, on_planned=planned
+        )
+    except KeyboardInterrupt:
+        group = f" (history --group {groups[0]})" if groups else ""
+        raise Failure(f"interrupted: the wave runs still queued were cancelled, those started go on{group}", code=130, kind="interrupted") from None
+    except (InstanceUnavailable, QueueUnavailable) as exc:
+        raise Failure(str(exc), kind="instance_error") from None
+    except SQLAlchemyError as exc:
+        if from_instance_storage(exc):
+            raise Failure(
+                f"the Dagster instance (DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}) cannot be used: {one_line(exc)}", kind="instance_error"
+            ) from None
+        raise Failure(f"the target database {redact_url(url)} cannot be used: {one_line(exc)}", kind="database_error") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop.set()
+        for watcher in watchers:
+            watcher.join(timeout=5)
+        progress.close()
+    if outcome is None:
+        message = f"Nothing to migrate: no new, changed or drifted files under {config.source_path}."
+        return Result(message, {"run_id": None, "status": "nothing_to_do", "source_directory": str(config.source_path)})
+    summary = group_summary(get_engine(url), outcome.group)
+    reports = {run_id: str(run_report_dir(config.backup_path, run_id) / REPORT_FILE) for run_id in outcome.run_ids}
+    document = {**summary, "waves": outcome.waves, "run_ids": outcome.run_ids, "reports": reports, "daemon_started": outcome.daemon_started}
+    if not outcome.success:
+        failed = "; ".join(f"run {run_id}: {error}" for run_id, error in outcome.errors.items())
+        raise Failure(
+            f"migration group {outcome.group}: {len(outcome.errors)} of {len(outcome.run_ids)} wave runs failed: {failed}", details=document
+        )
+    totals, records = summary["totals"], summary["totals"].get("records") or {}
+    line = (
+        f"Group {outcome.group} {summary['status']}: {len(outcome.run_ids)} waves run at once, {totals.get('files', 0)} files "
+        f"({totals.get('migrated', 0)} migrated, {totals.get('skipped', 0)} skipped, {totals.get('rejected', 0)} rejected); "
+        f"{records.get('found', 0)} records ({records.get('inserted', 0)} inserted, {records.get('updated', 0)} updated, "
+        f"{records.get('unchanged', 0)} unchanged, {records.get('rejected', 0)} rejected)"
+    )
+    out.event("Migration completed", group=outcome.group, totals=totals)
+    lines = [line] + [f"  wave {run['wave']}: run {run['run_id']} {run['status']}, {run['files']} files" for run in summary["runs"]]
+    lines.append(f"Reports: {run_report_dir(config.backup_path, '<run id>')}; history --group {outcome.group} lists the runs")
+    return Result(line, document, lines)
+
+
+def _watch_group(url: str, group: str, total: int, progress: Progress, stop: threading.Event) -> None:
+    """Follow the runs of a group (``total`` files) from their progress rows, summed, until ``stop``."""
+    from sqlalchemy import select
+
+    from migration_assets.store.database import readonly_engine
+    from migration_assets.store.tables import RUNS
+
+    engine = readonly_engine(url)
+    try:
+        while not stop.wait(0.5):
+            try:
+                with engine.connect() as conn:
+                    rows = conn.execute(select(RUNS.c.stats).where(RUNS.c.run_group == group)).scalars().all()
+            except Exception:  # noqa: BLE001 - the watcher only shows; the runs decide
+                continue
+            shown = [(stats or {}).get("progress") or {} for stats in rows]
+            if rows:
+                progress.update(
+                    sum(int(p.get("files_done") or 0) for p in shown),
+                    total,
+                    inserted=sum(int(p.get("inserted") or 0) for p in shown),
+                    rejected=sum(int(p.get("rejected") or 0) for p in shown),
+                    runs=len(rows),
+                )
+    finally:
+        engine.dispose()
 
 
 def _dry_run(out: Output, config: MigrationConfig, url: str) -> Result:

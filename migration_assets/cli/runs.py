@@ -68,7 +68,13 @@ def status(out: Output, run_id: str | None, database_url: str | None) -> Result:
     message, document = status_document(engine, url, _known_run(engine, run_id))  # a run whose process is gone is not shown running
     totals, records = document["totals"], document["totals"]["records"]
     lines = [message]
-    lines.append(f"  started {document['started_at']}, finished {document['finished_at'] or '-'}")
+    lines.append(f"  wave {document['wave'] or '-'}; started {document['started_at']}, finished {document['finished_at'] or '-'}")
+    if document["group"]:
+        group = document["group"]
+        lines.append(
+            f"  group {group['group']}: {group['status']}, {len(group['runs'])} runs, {group['totals'].get('files', 0)} files "
+            f"(history --group {group['group']} lists them)"
+        )
     progress = document["progress"]
     if progress and document["status"] == "running":
         eta = f", ETA {progress['eta_seconds']:.0f} s" if progress.get("eta_seconds") is not None else ""
@@ -96,27 +102,34 @@ def status(out: Output, run_id: str | None, database_url: str | None) -> Result:
 @click.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many runs, newest first.")
 @click.option("--source", "source", default=None, type=click.Path(file_okay=False), help="Only runs of this source directory.")
+@click.option(
+    "--group", "group", default=None, help="Only the runs of this group (the waves of one migrate --waves, a UI backfill), and its summary."
+)
 @DATABASE_OPTION
 @output_options
 @reported
-def history(out: Output, limit: int, source: str | None, database_url: str | None) -> Result:
-    """One line per run, newest first: id, when, source, mode, totals, state (rolled back or not).
+def history(out: Output, limit: int, source: str | None, group: str | None, database_url: str | None) -> Result:
+    """One line per run, newest first: id, when, source, mode, totals, state (rolled back or not),
+    and the group of waves it ran in.
 
     \b
-    Example:
+    Examples:
       python -m migration_assets.cli history --limit 10 --source /legacy/data
+      python -m migration_assets.cli history --group 20261202-171500-group-3f9a1c
     """
     from migration_assets.operations import history_document
 
     engine = _existing_target(target_url(database_url))
-    message, document = history_document(engine, limit=limit, source=str(Path(source).resolve()) if source else None)
+    message, document = history_document(engine, limit=limit, source=str(Path(source).resolve()) if source else None, group=group)
     lines = [
         f"{run['started_at'][:19]}  {run['run_id']}  {run['status']:<11} {run['mode']:<11} {run['files']:>6} files  "
         f"{run['records']['inserted']:>7} ins {run['records']['updated']:>6} upd {run['records']['unchanged']:>7} same "
-        f"{run['records']['rejected']:>5} rej  {run['source_directory']}"
+        f"{run['records']['rejected']:>5} rej  {run['source_directory']}" + (f"  [group {run['group']}]" if run["group"] and not group else "")
         for run in document["runs"]
     ]
-    return Result(message, document, lines or ["No runs yet."])
+    if document["group"] is not None:
+        lines.insert(0, message)
+    return Result(message, document, lines or [f"No runs in group {group}." if group else "No runs yet."])
 
 
 @click.command()

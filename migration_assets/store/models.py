@@ -55,6 +55,7 @@ class MigrationRun(Base):
     status: Mapped[str] = mapped_column(String(20))  # running | completed | failed | rolled_back
     source_directory: Mapped[str] = mapped_column(Text)
     partition_key: Mapped[str | None] = mapped_column(String(255))
+    run_group: Mapped[str | None] = mapped_column(String(255), index=True)  # the waves run together: `migrate --waves`, a UI backfill
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)

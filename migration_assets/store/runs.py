@@ -11,14 +11,18 @@ from migration_assets.store.models import utcnow
 from migration_assets.store.tables import ITEMS, RUNS
 
 
-def start_run(engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None) -> None:
-    """Record that ``run_id`` has started in this process (idempotent: a re-executed run starts again)."""
+def start_run(
+    engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None, group: str | None = None
+) -> None:
+    """Record that ``run_id`` has started in this process (idempotent: a re-executed run starts
+    again); ``group``: the waves it runs with (``migrate --waves``, a backfill)."""
     with engine.begin() as conn:
         known = conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
         values = {
             "status": "running",
             "source_directory": source_directory,
             "partition_key": partition_key,
+            "run_group": group,
             "dry_run": bool(config.get("dry_run")),
             "config": config,
             "error": None,

@@ -8,7 +8,7 @@ import dagster as dg
 
 from migration_assets import integrity, service
 from migration_assets.defs import checks
-from migration_assets.defs.assets import GROUP, OWNERS, SOURCE_TAGS, TARGET_TAGS
+from migration_assets.defs.assets import GROUP, OWNERS, SOURCE_TAGS, TARGET_TAGS, run_group
 from migration_assets.defs.assets.metadata import counts_metadata, files_not_migrated, progress, table_preview, table_rows, throughput, timed_stage
 from migration_assets.defs.assets.schemas import PARSED_TABLE_SCHEMA, VALIDATED_TABLE_SCHEMA, validated_table_schema
 from migration_assets.defs.partitions import waves_partitions
@@ -28,7 +28,14 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
     engine = target.engine()
     waves = service.ensure_waves(engine, config, context.partition_keys)
     inventory = service.wave_inventory(config, engine, waves)
-    start_run(engine, context.run_id, source_directory=inventory.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
+    start_run(
+        engine,
+        context.run_id,
+        source_directory=inventory.root,
+        config=config.model_dump(),
+        partition_key=",".join(context.partition_keys),
+        group=run_group(context.run.tags),
+    )
     update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
     rows = [{**f._asdict(), "status": f.status.value} for f in inventory.files[:10]]  # the preview's
     return dg.Output(
@@ -103,7 +110,14 @@ def ingest_records(
     engine = target.engine()
     config = migration.settings()
     # a re-execution from this step runs under a new run id: it needs its ledger row too
-    start_run(engine, context.run_id, source_directory=legacy_files.root, config=config.model_dump(), partition_key=",".join(context.partition_keys))
+    start_run(
+        engine,
+        context.run_id,
+        source_directory=legacy_files.root,
+        config=config.model_dump(),
+        partition_key=",".join(context.partition_keys),
+        group=run_group(context.run.tags),
+    )
     started = time.perf_counter()
     with timed_stage(target, context.run_id, "ingest_records") as figures:
         result = service.ingest_stage(

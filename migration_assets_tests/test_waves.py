@@ -1,0 +1,87 @@
+"""Concurrent waves: ``migrate --waves K`` plans K waves and runs them at once as Dagster runs
+through the instance's run queue; a backfill of several partitions from the UI groups its runs
+the same way. Each wave keeps its report and checks; the group has a summary."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster import DagsterEventType
+from sqlalchemy import func, select
+
+from migration_assets.config import MigrationConfig
+from migration_assets.runner import run_migration
+from migration_assets.status import group_summary, run_status
+from migration_assets.store.database import get_engine
+from migration_assets.store.tables import CONTENT, RUNS, WAVES
+from migration_assets.waves import plan_waves
+from migration_assets_tests.test_instance_postgres import deployed_home
+from migration_assets_tests.test_pipeline import materialize
+from migration_assets_tests.test_reliability import content_state
+from migration_assets_tests.test_workflow import document, run
+
+
+def test_two_waves_run_at_once_through_the_run_queue_on_postgresql_storage(
+    tmp_path, monkeypatch, instance_db, postgres_url, sqlite_url, instance, small_corpus
+):
+    source = small_corpus.root
+    reference = run_migration(MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "ref-bk")), sqlite_url, instance=instance)
+    assert reference is not None and reference.success
+    home = deployed_home(tmp_path)  # deploy/postgres/dagster.yaml: the run queue and its tag limits
+    env = {"DAGSTER_POSTGRES_URL": instance_db}
+    migrate = ("migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--waves", "2", "--json")
+    done = run(*migrate, home=home, url=postgres_url, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    group = document(done)["data"]
+    assert group["status"] == "completed" and len(group["run_ids"]) == len(group["waves"]) == 2 and group["daemon_started"] is True
+    # the target is as after one run of all files
+    assert content_state(postgres_url) == content_state(sqlite_url)
+    assert group["totals"]["files"] == len(small_corpus.files) == sum(run["files"] for run in group["runs"])
+    assert all(run["files"] > 0 for run in group["runs"])  # the files were shared out
+    # two Dagster runs, queued then launched by the daemon, at the same time
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", instance_db)
+    with dg.DagsterInstance.from_config(str(home)) as dagster:
+        records = [dagster.get_run_record_by_id(run_id) for run_id in group["run_ids"]]
+        for record in records:
+            assert record is not None and record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+            assert record.dagster_run.tags["migration/group"] == group["group"] and record.dagster_run.tags["dagster/partition"] in group["waves"]
+            assert dagster.all_logs(record.dagster_run.run_id, of_type=DagsterEventType.RUN_ENQUEUED), "not through the queue"
+        (a, b) = records
+        assert a.start_time < b.end_time and b.start_time < a.end_time, "the two waves did not run at once"
+    # each wave has its own report and checks; status and history show the group
+    for run_id in group["run_ids"]:
+        assert (tmp_path / "bk" / "reports" / run_id / "migration_report.json").is_file()
+        wave = run_status(get_engine(postgres_url), run_id)
+        assert wave["group"]["group"] == group["group"] and wave["integrity"] and all(check["passed"] for check in wave["integrity"])
+    history = document(run("history", "--group", group["group"], "--json", home=home, url=postgres_url))["data"]
+    assert sorted(r["run_id"] for r in history["runs"]) == sorted(group["run_ids"]) and history["group"]["totals"] == group["totals"]
+    # again, incrementally: nothing to do, nothing queued
+    again = run(*migrate, "--incremental", home=home, url=postgres_url, env=env)
+    assert again.returncode == 0 and document(again)["data"]["status"] == "nothing_to_do", again.stderr
+
+
+def test_a_backfills_runs_are_one_group_and_removed_files_belong_to_its_first_wave(tmp_path, sqlite_url, instance):
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(5):
+        (source / f"note-{i}.txt").write_text(f"Note number {i} of the wave test, with enough words to be a record.")
+    assert materialize(source, tmp_path / "bk", sqlite_url, instance).success
+    (source / "note-0.txt").unlink()
+    for i in range(5, 10):
+        (source / f"note-{i}.txt").write_text(f"Note number {i}, written after the first run.")
+    engine = get_engine(sqlite_url)
+    config = MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "bk"), incremental=True, prune_removed=True)
+    waves = plan_waves(engine, config, count=3)
+    assert [w.file_count for w in waves] == [2, 2, 1] and sorted(f for w in waves for f in w.files) == [f"note-{i}.txt" for i in range(5, 10)]
+    assert waves[0].removed == ["note-0.txt"] and waves[1].removed == waves[2].removed == []  # pruned and reported once
+    assert waves[0].unchanged_count == 4 and waves[1].unchanged_count == waves[2].unchanged_count == 0
+    # the runs a UI backfill launches carry its id: one group
+    for wave in waves:
+        result = materialize(source, tmp_path / "bk", sqlite_url, instance, key=wave.partition_key, incremental=True, prune_removed=True, tags={"dagster/backfill": "bf-1"})
+        assert result is not None and result.success
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(RUNS).where(RUNS.c.run_group == "bf-1")).scalar_one() == 3
+        assert set(conn.execute(select(WAVES.c.status).where(WAVES.c.partition_key.in_([w.partition_key for w in waves]))).scalars()) == {"completed"}
+        assert sorted(conn.execute(select(CONTENT.c.source_path)).scalars()) == [f"note-{i}.txt" for i in range(1, 10)]
+    summary = group_summary(engine, "bf-1")
+    assert summary["status"] == "completed" and len(summary["runs"]) == 3
+    assert summary["totals"]["files"] == 5 and summary["totals"]["removed"] == 1 and summary["totals"]["records"]["inserted"] == 5
