@@ -27,6 +27,7 @@ import numpy as np
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection, Engine, Table, event, select, update
 
+from migration_assets.outputs import replace_file
 from migration_assets.sources.discovery import file_sha256 as sha256_file
 from migration_assets.store.bulk import bulk_insert
 from migration_assets.store.database import normalise_url, redact_url
@@ -332,7 +333,7 @@ def seal_backup(engine: Engine, run_id: str, backup_directory: Path, database_ur
     try:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / ROLLBACK_FILE).write_text(text)
-        (backup_directory / ROLLBACK_FILE).write_text(text)
+        replace_file(text.encode(), backup_directory / ROLLBACK_FILE)  # the latest: concurrent waves each write it whole
     except OSError as exc:  # the database holds what a rollback needs: `rollback RUN_ID` works without the file
         info["rollback_file_error"] = f"rollback_info.json not written ({exc.strerror or exc}); roll back with the run id"
     return info

@@ -3,6 +3,8 @@ that would fill it starts, so that a bad path costs a second, not a migration.""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,3 +21,17 @@ def check_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise OutputNotWritable(f"{folder} cannot be written: {exc.strerror or exc}") from None
+
+
+def replace_file(data: bytes, target: Path) -> None:
+    """Write ``target`` whole or not at all, through a temporary file of this writer's own
+    (waves ending at once each write the latest copy; the last one wins, none is torn)."""
+    fd, scratch = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(scratch, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+        raise

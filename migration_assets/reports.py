@@ -4,9 +4,7 @@ and ``migration_summary.txt`` (for people), both built from the tracking tables.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,6 +14,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from migration_assets.integrity import results_of_run
 from migration_assets.inventory import FileInventory
+from migration_assets.outputs import replace_file
 from migration_assets.rules import MigrationRules
 from migration_assets.store.models import (
     ContentItem,
@@ -283,9 +282,7 @@ def write_report(report: dict[str, Any], backup_directory: Path) -> tuple[Path, 
     summary_path.write_text(render_summary(report), encoding="utf-8")
     if folder != backup_directory:
         for path in (report_path, summary_path):
-            latest = backup_directory / path.name
-            shutil.copyfile(path, latest.with_name(f".{path.name}.tmp"))
-            os.replace(latest.with_name(f".{path.name}.tmp"), latest)  # a reader never sees half of it
+            replace_file(path.read_bytes(), backup_directory / path.name)
     return report_path, summary_path
 
 

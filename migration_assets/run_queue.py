@@ -56,8 +56,8 @@ def workspace_file(home: Path) -> Path:
 
 
 def daemon_running(instance: dg.DagsterInstance) -> bool:
-    """Whether a ``dagster-daemon`` dequeues this instance's runs: its heartbeat (every 30 s) is
-    at most a minute late."""
+    """Whether a ``dagster-daemon`` dequeues this instance's runs: its last heartbeat (one every
+    30 s) is less than 90 s old. A daemon started here wipes its heartbeats when it stops."""
     from dagster._daemon.controller import get_daemon_statuses
 
     kind = "QUEUED_RUN_COORDINATOR"
@@ -114,6 +114,8 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        with contextlib.suppress(Exception):  # its heartbeat would say for 90 s more that a daemon runs
+            self.instance.wipe_daemon_heartbeats()
 
 
 @contextlib.contextmanager
@@ -169,8 +171,8 @@ def submit_runs(
                 op_selection=None,
                 run_id=None,
             )
+            run_ids.append(run.run_id)  # known before it is queued: an interrupt cancels it too
             instance.submit_run(run.run_id, request)
-            run_ids.append(run.run_id)
     return run_ids
 
 
@@ -199,15 +201,18 @@ def wait_for_runs(
     outcome = QueuedRuns(list(run_ids))
     while True:
         runs = instance.get_runs(filters=RunsFilter(run_ids=list(run_ids)))
-        outcome.statuses = {run.run_id: run.status.value for run in runs}
+        outcome.statuses = {run_id: "DELETED" for run_id in run_ids}  # a run deleted in the UI has ended
+        outcome.statuses.update({run.run_id: run.status.value for run in runs})
         if on_tick:
             on_tick(dict(outcome.statuses))
-        if len(runs) == len(run_ids) and all(run.is_finished for run in runs):
+        if all(run.is_finished for run in runs):
             break
         daemon.ensure()
         time.sleep(1)
     for run_id, status in outcome.statuses.items():
-        if status != "SUCCESS":
+        if status == "DELETED":
+            outcome.errors[run_id] = "its Dagster run was deleted before it ended"
+        elif status != "SUCCESS":
             records = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
             events = [record.dagster_event for record in records if record.dagster_event is not None]
             failure = next((event.message for event in events if event.event_type == DagsterEventType.RUN_FAILURE), None)
@@ -229,6 +234,9 @@ def cancel_queued(instance: dg.DagsterInstance, run_ids: Sequence[str]) -> list[
     cancelled = []
     for run in waiting:
         with contextlib.suppress(Exception):  # dequeued meanwhile: it goes on
-            if instance.run_coordinator.cancel_run(run.run_id):
+            if run.status == DagsterRunStatus.NOT_STARTED:  # created, never queued
+                instance.report_run_canceled(run, message="its migrate --waves was interrupted before it was queued")
+                cancelled.append(run.run_id)
+            elif instance.run_coordinator.cancel_run(run.run_id):
                 cancelled.append(run.run_id)
     return cancelled

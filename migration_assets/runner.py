@@ -159,11 +159,17 @@ def run_migration(
 RUN_TARGET_VARIABLE = "MIGRATION_RUN_TARGET_URL"
 
 
-def _url_config(url: str) -> Any:
+def _url_config(url: str, *, by_value: bool = False) -> Any:
     """The target URL as run config that holds no password: the run (stored in the instance,
-    shown in the UI) names the environment variable that holds it."""
+    shown in the UI) names the environment variable that holds it. ``by_value``: a URL without
+    a password is given as it is (absolute, for SQLite), even when it is ``$DATABASE_URL``: the
+    run may start in another process, with another environment and working directory."""
     from sqlalchemy.engine import make_url
 
+    from migration_assets.store.database import normalise_url
+
+    if by_value and make_url(url).password is None:
+        return normalise_url(url, create_dirs=False) if make_url(url).get_backend_name() == "sqlite" else url
     if os.environ.get("DATABASE_URL") == url:
         return {"env": "DATABASE_URL"}
     if make_url(url).password is None:
@@ -172,13 +178,15 @@ def _url_config(url: str) -> Any:
     return {"env": RUN_TARGET_VARIABLE}
 
 
-def _run_config(config: MigrationConfig, database_url: str, embedding_provider: str | None, log_level: str) -> dict[str, Any]:
+def _run_config(
+    config: MigrationConfig, database_url: str, embedding_provider: str | None, log_level: str, *, queued: bool = False
+) -> dict[str, Any]:
     from migration_assets.config import embedding_provider_from_env
 
     return {
         "resources": {
             "migration": {"config": config.model_dump()},
-            "target": {"config": {"url": _url_config(database_url)}},
+            "target": {"config": {"url": _url_config(database_url, by_value=queued)}},
             "embedding_model": {"config": {"provider": embedding_provider or embedding_provider_from_env()}},
         },
         "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -273,7 +281,7 @@ def run_waves(
     all have ended (None when an incremental plan finds nothing to do). ``on_planned`` hears the
     group's key and its waves before the runs are queued; ``on_tick`` their Dagster statuses."""
     from migration_assets.defs.assets import GROUP_TAG
-    from migration_assets.lifecycle import close_run, recover_stale_runs
+    from migration_assets.lifecycle import close_failed_run, recover_stale_runs
     from migration_assets.run_queue import (
         QueueUnavailable,
         cancel_queued,
@@ -288,7 +296,7 @@ def run_waves(
     instance = instance or default_instance()
     engine = get_engine(database_url)
     recover_stale_runs(engine, database_url)
-    run_config = _run_config(config, database_url, embedding_provider, log_level)
+    run_config = _run_config(config, database_url, embedding_provider, log_level, queued=True)
     if run_config["resources"]["target"]["config"]["url"] == {"env": RUN_TARGET_VARIABLE} and daemon_running(instance):
         raise QueueUnavailable(
             "the target URL holds a password, and the runs are launched by the instance's daemon, which reads it from its own "
@@ -307,17 +315,10 @@ def run_waves(
             submit_runs(instance, workspace_file(home), keys, run_config, _run_tags(config, {GROUP_TAG: group, **(tags or {})}), run_ids)
             outcome = wait_for_runs(instance, run_ids, daemon, on_tick)
         except BaseException:  # interrupted, or the daemon died: no run starts later unwatched
+            daemon.stop()  # first: it would dequeue what is being cancelled
             cancel_queued(instance, run_ids)
             raise
-    for run_id, error in outcome.errors.items():  # as for a run in this process: closed with its step's error
+    for run_id, error in outcome.errors.items():  # closed with its step's error, unless it closed itself
         with contextlib.suppress(SQLAlchemyError, LookupError, OSError):
-            close_run(
-                engine,
-                run_id,
-                status="failed",
-                error=error,
-                database_url=database_url,
-                backup_directory=config.backup_path,
-                create_backups=config.create_backups,
-            )
+            close_failed_run(engine, run_id, error, database_url=database_url)
     return GroupResult(group, run_ids, keys, outcome.success, outcome.errors, daemon.started_here)

@@ -150,8 +150,10 @@ def group_summary(engine: Engine, group: str) -> dict[str, Any]:
 
 def run_history(engine: Engine, *, limit: int = 20, source: str | None = None, group: str | None = None) -> dict[str, Any]:
     """The latest runs, newest first: when, source, mode, totals, state, rolled back or not, and
-    the group each ran in (the runs of one group only, with ``group``; its summary beside)."""
-    query = select(RUNS).where(RUNS.c.dry_run.is_(False)).order_by(RUNS.c.started_at.desc()).limit(limit)
+    the group each ran in (with ``group``: every run of that group, whatever ``limit``, and its
+    summary beside; ``UnknownRun`` when no run is in it)."""
+    query = select(RUNS).where(RUNS.c.dry_run.is_(False)).order_by(RUNS.c.started_at.desc())
+    query = query.limit(limit) if group is None else query
     if source is not None:
         query = query.where(RUNS.c.source_directory == source)
     if group is not None:
@@ -176,6 +178,8 @@ def run_history(engine: Engine, *, limit: int = 20, source: str | None = None, g
                 }
             )
     summary = group_summary(engine, group) if group is not None else None
+    if summary is not None and not summary["runs"]:
+        raise UnknownRun(f"no run of this target is in group {group}")
     return {"runs": runs, "limit": limit, "source_directory": source, "group": summary}
 
 

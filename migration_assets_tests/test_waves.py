@@ -4,6 +4,9 @@ the same way. Each wave keeps its report and checks; the group has a summary."""
 
 from __future__ import annotations
 
+import json
+import threading
+
 import dagster as dg
 from dagster import DagsterEventType
 from sqlalchemy import func, select
@@ -54,6 +57,8 @@ def test_two_waves_run_at_once_through_the_run_queue_on_postgresql_storage(
         assert wave["group"]["group"] == group["group"] and wave["integrity"] and all(check["passed"] for check in wave["integrity"])
     history = document(run("history", "--group", group["group"], "--json", home=home, url=postgres_url))["data"]
     assert sorted(r["run_id"] for r in history["runs"]) == sorted(group["run_ids"]) and history["group"]["totals"] == group["totals"]
+    unknown = run("history", "--group", "no-such-group", "--json", home=home, url=postgres_url)
+    assert unknown.returncode == 2 and document(unknown)["error"] == "unknown_run"
     # again, incrementally: nothing to do, nothing queued
     again = run(*migrate, "--incremental", home=home, url=postgres_url, env=env)
     assert again.returncode == 0 and document(again)["data"]["status"] == "nothing_to_do", again.stderr
@@ -76,7 +81,10 @@ def test_a_backfills_runs_are_one_group_and_removed_files_belong_to_its_first_wa
     assert waves[0].unchanged_count == 4 and waves[1].unchanged_count == waves[2].unchanged_count == 0
     # the runs a UI backfill launches carry its id: one group
     for wave in waves:
-        result = materialize(source, tmp_path / "bk", sqlite_url, instance, key=wave.partition_key, incremental=True, prune_removed=True, tags={"dagster/backfill": "bf-1"})
+        backfill = {"dagster/backfill": "bf-1"}
+        result = materialize(
+            source, tmp_path / "bk", sqlite_url, instance, key=wave.partition_key, incremental=True, prune_removed=True, tags=backfill
+        )
         assert result is not None and result.success
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(RUNS).where(RUNS.c.run_group == "bf-1")).scalar_one() == 3
@@ -85,3 +93,38 @@ def test_a_backfills_runs_are_one_group_and_removed_files_belong_to_its_first_wa
     summary = group_summary(engine, "bf-1")
     assert summary["status"] == "completed" and len(summary["runs"]) == 3
     assert summary["totals"]["files"] == 5 and summary["totals"]["removed"] == 1 and summary["totals"]["records"]["inserted"] == 5
+
+
+def test_waves_ending_together_each_write_the_latest_report_whole(tmp_path, sqlite_url, instance):
+    """Every run also copies its report beside the backup folder as the latest: runs ending at
+    once each write it through a file of their own, so none fails and none is torn."""
+    from migration_assets.reports import write_report
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("A note long enough to be migrated as a record of its own.")
+    result = materialize(source, tmp_path / "bk", sqlite_url, instance)
+    assert result is not None and result.success
+    report = json.loads((tmp_path / "bk" / "reports" / result.run_id / "migration_report.json").read_text())
+    report["files"] = report["files"] * 2000  # large enough for the writes to overlap
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def finish(n: int) -> None:
+        try:
+            start.wait()
+            for _ in range(4):
+                write_report({**report, "run_id": f"run-{n}"}, tmp_path / "bk")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    latest = json.loads((tmp_path / "bk" / "migration_report.json").read_text())
+    assert latest["run_id"] in {f"run-{n}" for n in range(6)} and len(latest["files"]) == len(report["files"])
+    assert f"Migration run {latest['run_id']}" in (tmp_path / "bk" / "migration_summary.txt").read_text()
+    assert not list((tmp_path / "bk").glob(".*.tmp"))

@@ -436,9 +436,13 @@ def _routes(api: FastAPI) -> None:  # noqa: C901 - one place lists every endpoin
     ) -> JSONResponse:
         """One entry per run, newest first (the CLI's ``history --json``)."""
         from migration_assets.operations import history_document
+        from migration_assets.status import UnknownRun
 
         folder = _paths(request, {"source": source})["source"] if source else None
-        return _ok(*history_document(_engine(request), limit=limit, source=str(folder) if folder else None, group=group))
+        try:
+            return _ok(*history_document(_engine(request), limit=limit, source=str(folder) if folder else None, group=group))
+        except UnknownRun as exc:
+            raise ApiError(404, "unknown_run", str(exc)) from None
 
     @api.post(f"{PREFIX}/migration/rollback/{{migration_id}}", tags=["migration"], response_model=Envelope, responses=responses)
     def rollback(request: Request, migration_id: RunId, who: Admin, body: Annotated[RollbackRequest | None, Body()] = None) -> JSONResponse:

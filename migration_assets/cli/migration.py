@@ -378,6 +378,7 @@ def _concurrent_waves(out: Output, config: MigrationConfig, url: str, count: int
     reports = {run_id: str(run_report_dir(config.backup_path, run_id) / REPORT_FILE) for run_id in outcome.run_ids}
     document = {**summary, "waves": outcome.waves, "run_ids": outcome.run_ids, "reports": reports, "daemon_started": outcome.daemon_started}
     if not outcome.success:
+        document["status"] = "failed"  # a wave whose run never started has no row to say so
         failed = "; ".join(f"run {run_id}: {error}" for run_id, error in outcome.errors.items())
         raise Failure(
             f"migration group {outcome.group}: {len(outcome.errors)} of {len(outcome.run_ids)} wave runs failed: {failed}", details=document

@@ -118,9 +118,15 @@ def history(out: Output, limit: int, source: str | None, group: str | None, data
       python -m migration_assets.cli history --group 20261202-171500-group-3f9a1c
     """
     from migration_assets.operations import history_document
+    from migration_assets.status import UnknownRun
 
+    if group is not None and ("\x00" in group or len(group) > 255):
+        raise Failure("--group: a group key has at most 255 characters and no NUL", code=2, kind="usage_error")
     engine = _existing_target(target_url(database_url))
-    message, document = history_document(engine, limit=limit, source=str(Path(source).resolve()) if source else None, group=group)
+    try:
+        message, document = history_document(engine, limit=limit, source=str(Path(source).resolve()) if source else None, group=group)
+    except UnknownRun as exc:
+        raise Failure(str(exc), code=2, kind="unknown_run") from None
     lines = [
         f"{run['started_at'][:19]}  {run['run_id']}  {run['status']:<11} {run['mode']:<11} {run['files']:>6} files  "
         f"{run['records']['inserted']:>7} ins {run['records']['updated']:>6} upd {run['records']['unchanged']:>7} same "
@@ -129,7 +135,7 @@ def history(out: Output, limit: int, source: str | None, group: str | None, data
     ]
     if document["group"] is not None:
         lines.insert(0, message)
-    return Result(message, document, lines or [f"No runs in group {group}." if group else "No runs yet."])
+    return Result(message, document, lines or ["No runs yet."])
 
 
 @click.command()

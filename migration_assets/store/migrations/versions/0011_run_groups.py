@@ -21,12 +21,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("migration_runs") as batch:
-        batch.add_column(sa.Column("run_group", sa.String(length=255), nullable=True))
+    op.add_column("migration_runs", sa.Column("run_group", sa.String(length=255), nullable=True))  # in place, on SQLite too
     op.create_index(op.f("ix_migration_runs_run_group"), "migration_runs", ["run_group"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_migration_runs_run_group"), table_name="migration_runs")
-    with op.batch_alter_table("migration_runs") as batch:
-        batch.drop_column("run_group")
+    # SQLite 3.35+ drops a column in place; a batch copy of the table would cascade its deletion
+    # into the tracking tables that reference it
+    op.execute("alter table migration_runs drop column run_group")
