@@ -166,3 +166,28 @@ def semantic_available() -> None:
         pytest.fail(f"the semantic extra is not installed (missing {', '.join(missing)}), and MIGRATION_REQUIRE_SEMANTIC=1 makes its tests mandatory")
     if missing:
         pytest.skip(f"the semantic extra is not installed (missing {', '.join(missing)}): pip install -e '.[semantic]'")
+
+
+# The tests that take longest (a webserver, a daemon, a browser, a model, many CLI processes)
+# start first, so that the workers end together instead of one finishing a long test alone.
+SLOW_FIRST = (
+    "test_ui_graphql.py",
+    "test_ui_browser.py",
+    "test_waves.py::test_two_waves",
+    "test_reliability.py::test_killed",
+    "test_semantic.py",
+    "test_workflow.py",
+    "test_deploy.py::test_a_run_launched",
+    "test_instance_postgres.py",
+    "test_content_stores.py::test_loosening",
+    "test_api.py::test_the_workflow",
+    "test_api.py::test_schemathesis",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.nodeid.rsplit("/", 1)[-1]
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if name.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)
