@@ -15,6 +15,11 @@ PostgreSQL server's. Every case starts on an empty target (a fresh schema) and a
 database; the machine should be otherwise quiet. Prints one JSON line per case, then the
 figures the README's model uses: per-file CPU cost, and the rate at which PostgreSQL took
 the writes.
+
+``--without-search-index`` adds one more case: PostgreSQL, one wave, into a target whose
+full-text column (``content_items.search_vector``, a stored ``to_tsvector`` with a GIN index,
+migration 0009) was dropped after the schema was created. Not a configuration we support (search
+needs it): it shows what PostgreSQL's text-search parser costs the server beside the rest.
 """
 
 from __future__ import annotations
@@ -82,6 +87,19 @@ def instance_database(url: str) -> tuple[str, object]:
     return make_url(url).set(drivername="postgresql", database=name).render_as_string(hide_password=False), drop
 
 
+def without_search_index(url: str) -> None:
+    """Create the target's schema, then drop its full-text column (and so its GIN index)."""
+    from sqlalchemy import text
+
+    from migration_assets.store.database import create_target_engine, upgrade_schema
+
+    engine = create_target_engine(url)
+    upgrade_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("alter table content_items drop column search_vector"))
+    engine.dispose()
+
+
 def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen:
     """A dagster-daemon for the instance in ``home``, once its run queue has a heartbeat."""
     import dagster as dg
@@ -111,6 +129,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--write-connections", type=int, default=2)
     ap.add_argument("--deployed", action="store_true", help="a daemon already runs for the instance (not counted)")
+    ap.add_argument("--without-search-index", action="store_true", help="also PostgreSQL, 1 wave, with search_vector dropped (what it costs)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "migration-assets-bench")
     ap.add_argument("--postgres-url", default=os.environ.get("MIGRATION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
@@ -122,10 +141,12 @@ def main() -> None:
     (args.workdir / "floor.db").unlink(missing_ok=True)
     print(json.dumps({"case": "floor (limit.py --workers 2, SQLite)", **floor}), flush=True)
 
-    cases = [("sqlite", 1, max(args.workers))] + [("postgresql", waves, workers) for waves in args.waves for workers in args.workers]
+    cases = [("sqlite", 1, max(args.workers), True)] + [("postgresql", waves, workers, True) for waves in args.waves for workers in args.workers]
+    if args.without_search_index:
+        cases.append(("postgresql", 1, max(args.workers), False))
     rows = []
-    for backend, waves, workers in cases:
-        run_dir = args.workdir / f"scale-{backend}-{waves}w-{workers}p"
+    for backend, waves, workers, search_index in cases:
+        run_dir = args.workdir / f"scale-{backend}-{waves}w-{workers}p{'' if search_index else '-nosearch'}"
         shutil.rmtree(run_dir, ignore_errors=True)
         home = run_dir / "dagster_home"
         home.mkdir(parents=True)
@@ -140,6 +161,8 @@ def main() -> None:
             drops += [drop, drop_instance]
             shutil.copy(REPO / "deploy" / "postgres" / "dagster.yaml", home / "dagster.yaml")
             env["DAGSTER_POSTGRES_URL"] = instance_url
+            if not search_index:
+                without_search_index(url)
         env["DATABASE_URL"] = url
         command = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(run_dir / "backup"), "--quiet"]
         command += ["--parallel", "--max-workers", str(workers), "--write-connections", str(args.write_connections), "--waves", str(waves)]
@@ -154,7 +177,7 @@ def main() -> None:
                 drop()
         deployed = " (daemon running)" if daemon is not None else ""
         row = {
-            "case": f"{backend}, {waves} wave(s){deployed}, {workers} worker(s)",
+            "case": f"{backend}, {waves} wave(s){deployed}, {workers} worker(s){'' if search_index else ', no full-text index'}",
             "backend": backend,
             "waves": waves,
             "workers": workers,

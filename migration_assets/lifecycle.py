@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -102,6 +103,20 @@ def close_failed_run(engine: Engine, run_id: str, error: str, *, database_url: s
     )
 
 
+def _gone(process: dict[str, Any]) -> str:
+    return f"its process (pid {process['pid']} on {process['host']}) is gone: killed or crashed; what it committed is kept and can be undone"
+
+
+def runs_without_process(engine: Engine, run_ids: Sequence[str]) -> dict[str, str]:
+    """Of ``run_ids``, those still ``running`` here whose process is gone (killed by the OOM
+    killer, ``kill -9``), with why."""
+    if not run_ids:
+        return {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(RUNS.c.id, RUNS.c.process).where(RUNS.c.id.in_(list(run_ids)), RUNS.c.status == "running")).all()
+    return {run_id: _gone(process) for run_id, process in rows if process_gone(process)}
+
+
 def recover_stale_runs(engine: Engine, database_url: str) -> list[ClosedRun]:
     """Close every run still marked ``running`` whose process is gone (killed, crashed): failed,
     its committed writes sealed from its journal so that it can be undone. A run on another
@@ -114,7 +129,7 @@ def recover_stale_runs(engine: Engine, database_url: str) -> list[ClosedRun]:
             continue
         config = config or {}
         backup = Path(config.get("backup_directory") or ".")
-        error = f"its process (pid {process['pid']} on {process['host']}) is gone: killed or crashed; what it committed is kept and can be undone"
+        error = _gone(process)
         closed.append(
             close_run(
                 engine,

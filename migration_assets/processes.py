@@ -8,14 +8,22 @@ import socket
 from typing import Any
 
 
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command's name (Linux): state first."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _start_ticks(pid: int) -> int | None:
     """When the process started, in clock ticks since boot (Linux): tells a process from a later
     one that got its pid."""
+    fields = _stat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
 
 
@@ -27,8 +35,8 @@ def process_identity(pid: int | None = None) -> dict[str, Any]:
 
 def process_gone(identity: dict[str, Any] | None) -> bool:
     """Whether the process ``identity`` names has certainly ended: on this host, with no process
-    of that pid, or one that started at another time. A process on another host, or of unknown
-    identity, is not known to be gone."""
+    of that pid, a zombie (killed, its exit not yet collected by its parent), or one that started
+    at another time. A process on another host, or of unknown identity, is not known to be gone."""
     if not identity or identity.get("host") != socket.gethostname() or not isinstance(identity.get("pid"), int):
         return False
     pid = identity["pid"]
@@ -38,6 +46,9 @@ def process_gone(identity: dict[str, Any] | None) -> bool:
         return True
     except PermissionError:
         pass  # someone else's process of that pid: alive
+    fields = _stat(pid)
+    if fields and fields[0] in (b"Z", b"X"):
+        return True
     started = identity.get("started")
     now = _start_ticks(pid)
     return started is not None and now is not None and now != started

@@ -190,15 +190,23 @@ class QueuedRuns:
 
 
 def wait_for_runs(
-    instance: dg.DagsterInstance, run_ids: Sequence[str], daemon: Daemon, on_tick: Callable[[dict[str, str]], None] | None = None
+    instance: dg.DagsterInstance,
+    run_ids: Sequence[str],
+    daemon: Daemon,
+    on_tick: Callable[[dict[str, str]], None] | None = None,
+    gone: Callable[[Sequence[str]], Mapping[str, str]] | None = None,
 ) -> QueuedRuns:
     """Wait until every run has ended (``on_tick`` hears their statuses each second); the
-    first failing step's error of each failed run."""
-    from dagster import DagsterEventType, RunsFilter
+    first failing step's error of each failed run. ``gone`` names the runs whose process has
+    died, and why: that is their error, and a run still STARTED is reported failed to the
+    instance (the code server that launched it does so too, in general words, but only while it
+    lives itself: a run of a daemon killed with it would stay STARTED for ever)."""
+    from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
     from migration_assets.runner import step_error
 
     outcome = QueuedRuns(list(run_ids))
+    lost: dict[str, str] = {}  # the runs reported failed here, and why
     while True:
         runs = instance.get_runs(filters=RunsFilter(run_ids=list(run_ids)))
         outcome.statuses = {run_id: "DELETED" for run_id in run_ids}  # a run deleted in the UI has ended
@@ -207,11 +215,22 @@ def wait_for_runs(
             on_tick(dict(outcome.statuses))
         if all(run.is_finished for run in runs):
             break
+        started = [run.run_id for run in runs if run.status == DagsterRunStatus.STARTED]
+        for run_id, why in (gone(started) if gone and started else {}).items():
+            run = instance.get_run_by_id(run_id)
+            if run is not None and run.status == DagsterRunStatus.STARTED:
+                instance.report_run_failed(run, f"the run's process ended without a word: {why}")
+                lost[run_id] = why
         daemon.ensure()
         time.sleep(1)
+    unexplained = [run_id for run_id, status in outcome.statuses.items() if status != "SUCCESS" and run_id not in lost]
+    if gone and unexplained:  # failed by the code server that saw its child die, in Dagster's general words
+        lost.update(gone(unexplained))
     for run_id, status in outcome.statuses.items():
         if status == "DELETED":
             outcome.errors[run_id] = "its Dagster run was deleted before it ended"
+        elif run_id in lost:
+            outcome.errors[run_id] = lost[run_id]
         elif status != "SUCCESS":
             records = instance.all_logs(run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE})
             events = [record.dagster_event for record in records if record.dagster_event is not None]

@@ -281,7 +281,7 @@ def run_waves(
     all have ended (None when an incremental plan finds nothing to do). ``on_planned`` hears the
     group's key and its waves before the runs are queued; ``on_tick`` their Dagster statuses."""
     from migration_assets.defs.assets import GROUP_TAG
-    from migration_assets.lifecycle import close_failed_run, recover_stale_runs
+    from migration_assets.lifecycle import close_failed_run, recover_stale_runs, runs_without_process
     from migration_assets.run_queue import (
         QueueUnavailable,
         cancel_queued,
@@ -313,7 +313,7 @@ def run_waves(
     with daemon_for(instance, workspace_file(home), config.backup_path / "launches", run_environment({})) as daemon:
         try:
             submit_runs(instance, workspace_file(home), keys, run_config, _run_tags(config, {GROUP_TAG: group, **(tags or {})}), run_ids)
-            outcome = wait_for_runs(instance, run_ids, daemon, on_tick)
+            outcome = wait_for_runs(instance, run_ids, daemon, on_tick, gone=lambda started: runs_without_process(engine, started))
         except BaseException:  # interrupted, or the daemon died: no run starts later unwatched
             daemon.stop()  # first: it would dequeue what is being cancelled
             cancel_queued(instance, run_ids)

@@ -174,6 +174,7 @@ SLOW_FIRST = (
     "test_ui_graphql.py",
     "test_ui_browser.py",
     "test_waves.py::test_two_waves",
+    "test_waves.py::test_a_wave_whose_run_process",
     "test_reliability.py::test_killed",
     "test_semantic.py",
     "test_workflow.py",

@@ -4,20 +4,28 @@ the same way. Each wave keeps its report and checks; the group has a summary."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import dagster as dg
 from dagster import DagsterEventType
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from migration_assets.config import MigrationConfig
 from migration_assets.runner import run_migration
 from migration_assets.status import group_summary, run_status
-from migration_assets.store.database import get_engine
+from migration_assets.store.database import get_engine, readonly_engine
 from migration_assets.store.tables import CONTENT, RUNS, WAVES
 from migration_assets.waves import plan_waves
-from migration_assets_tests.test_instance_postgres import deployed_home
+from migration_assets_tests.test_instance_postgres import REPO, deployed_home
 from migration_assets_tests.test_pipeline import materialize
 from migration_assets_tests.test_reliability import content_state
 from migration_assets_tests.test_workflow import document, run
@@ -128,3 +136,46 @@ def test_waves_ending_together_each_write_the_latest_report_whole(tmp_path, sqli
     assert latest["run_id"] in {f"run-{n}" for n in range(6)} and len(latest["files"]) == len(report["files"])
     assert f"Migration run {latest['run_id']}" in (tmp_path / "bk" / "migration_summary.txt").read_text()
     assert not list((tmp_path / "bk").glob(".*.tmp"))
+
+
+def test_a_wave_whose_run_process_is_killed_ends_failed_and_the_rest_goes_on(tmp_path, sqlite_url, instance, small_corpus):
+    """``kill -9`` of one wave's run process (the OOM killer's way): that wave ends failed with
+    the reason, in the target (closed, its writes sealed) and in the instance; the other wave
+    completes, and the next run completes the work."""
+    source = small_corpus.root
+    reference = run_migration(MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "ref-bk")), sqlite_url, instance=instance)
+    assert reference is not None and reference.success
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # the local instance: SQLite, its run queue
+    target = f"sqlite:///{tmp_path / 'waves.db'}"
+    variables = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": target}
+    migrate = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--json"]
+    waves = subprocess.Popen([*migrate, "--waves", "2"], env=variables, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.monotonic() + 240
+    while killed is None and waves.poll() is None and time.monotonic() < deadline:
+        engine = readonly_engine(target)  # creates nothing: the CLI does
+        with contextlib.suppress(SQLAlchemyError), engine.connect() as conn:  # the schema may not be there yet
+            killed = conn.execute(select(RUNS.c.id, RUNS.c.process).where(RUNS.c.status == "running").limit(1)).first()
+        engine.dispose()
+        time.sleep(0.05)
+    assert killed is not None, "no wave's run was seen running"
+    os.kill(killed.process["pid"], signal.SIGKILL)
+    out, err = waves.communicate(timeout=240)
+    assert waves.returncode == 1, out + err
+    group = json.loads(out)["details"]  # the error document holds the group
+    assert group["status"] == "failed" and killed.id in group["run_ids"]
+    assert "is gone: killed or crashed" in json.loads(out)["message"]
+    others = [run_id for run_id in group["run_ids"] if run_id != killed.id]
+    assert all(run["status"] == "completed" for run in group["runs"] if run["run_id"] in others)
+    with get_engine(target).connect() as conn:
+        status, error = conn.execute(select(RUNS.c.status, RUNS.c.error).where(RUNS.c.id == killed.id)).one()
+    assert status == "failed" and "is gone: killed or crashed" in error
+    with dg.DagsterInstance.from_config(str(home)) as dagster:
+        run = dagster.get_run_by_id(killed.id)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE  # the UI says so too
+    # the next run does what the killed one left: the target as after one run of all files
+    again = subprocess.run([*migrate, "--incremental"], env=variables, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert content_state(target) == content_state(sqlite_url)
