@@ -112,8 +112,11 @@ def runs_without_process(engine: Engine, run_ids: Sequence[str]) -> dict[str, st
     killer, ``kill -9``), with why."""
     if not run_ids:
         return {}
-    with engine.connect() as conn:
-        rows = conn.execute(select(RUNS.c.id, RUNS.c.process).where(RUNS.c.id.in_(list(run_ids)), RUNS.c.status == "running")).all()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(RUNS.c.id, RUNS.c.process).where(RUNS.c.id.in_(list(run_ids)), RUNS.c.status == "running")).all()
+    except SQLAlchemyError:  # the target out of reach a moment: nothing is known to be gone
+        return {}
     return {run_id: _gone(process) for run_id, process in rows if process_gone(process)}
 
 

@@ -179,3 +179,30 @@ def test_a_wave_whose_run_process_is_killed_ends_failed_and_the_rest_goes_on(tmp
     again = subprocess.run([*migrate, "--incremental"], env=variables, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     assert content_state(target) == content_state(sqlite_url)
+
+
+def test_waves_whose_steps_run_in_processes_of_their_own_are_not_taken_for_killed(tmp_path):
+    """Under the multiprocess executor (``MIGRATION_EXECUTOR=multiprocess``) every step is a
+    process that ends before the run does: the run's ledger names the run's own process, so the
+    wait (which fails a run whose process is gone) lets the later steps run."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(12):
+        (source / f"note-{i:02}.md").write_text(f"---\ntitle: Note {i}\n---\nNote {i} of a source migrated step by step, in a process per step.\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    target = f"sqlite:///{tmp_path / 'waves.db'}"
+    variables = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": target, "MIGRATION_EXECUTOR": "multiprocess"}
+    migrate = [sys.executable, "-m", "migration_assets.cli", "migrate", "--source", str(source), "--backup", str(tmp_path / "bk"), "--json"]
+    done = subprocess.run([*migrate, "--waves", "2"], env=variables, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    group = json.loads(done.stdout)["data"]
+    assert group["status"] == "completed" and group["totals"]["records"]["inserted"] == 12
+    with dg.DagsterInstance.from_config(str(home)) as dagster:
+        for run_id in group["run_ids"]:
+            steps = dagster.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+            pids = {record.dagster_event.pid for record in steps if record.dagster_event}
+            assert len(pids) == len(steps) > 1, "the steps did not run in processes of their own"
+    with get_engine(target).connect() as conn:
+        assert set(conn.execute(select(RUNS.c.status).where(RUNS.c.id.in_(group["run_ids"]))).scalars()) == {"completed"}

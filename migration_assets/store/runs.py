@@ -12,10 +12,18 @@ from migration_assets.store.tables import ITEMS, RUNS
 
 
 def start_run(
-    engine: Engine, run_id: str, *, source_directory: str, config: dict[str, Any], partition_key: str | None = None, group: str | None = None
+    engine: Engine,
+    run_id: str,
+    *,
+    source_directory: str,
+    config: dict[str, Any],
+    partition_key: str | None = None,
+    group: str | None = None,
+    pid: int | None = None,
 ) -> None:
-    """Record that ``run_id`` has started in this process (idempotent: a re-executed run starts
-    again); ``group``: the waves it runs with (``migrate --waves``, a backfill)."""
+    """Record that ``run_id`` has started in this process, or in the process ``pid`` on this host
+    (idempotent: a re-executed run starts again); ``group``: the waves it runs with
+    (``migrate --waves``, a backfill)."""
     with engine.begin() as conn:
         known = conn.execute(select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
         values = {
@@ -27,7 +35,7 @@ def start_run(
             "config": config,
             "error": None,
             "finished_at": None,
-            "process": process_identity(),
+            "process": process_identity(pid),
         }
         if known:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(values))

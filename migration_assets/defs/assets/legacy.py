@@ -1,6 +1,7 @@
 """Reading the legacy store and writing what it holds: legacy_files, then parsed_records →
 validated_records → content_items in one pass."""
 
+import multiprocessing
 import time
 from collections.abc import Iterator
 
@@ -16,6 +17,17 @@ from migration_assets.defs.resources import EmbeddingModel, MigrationResource, T
 from migration_assets.inventory import FileInventory
 from migration_assets.store.runs import start_run, update_stats
 from migration_assets.store.tables import CONTENT
+
+
+def run_process(context: dg.AssetExecutionContext) -> int | None:
+    """The pid of the process that runs the whole run when it is not this step's (None): under the
+    multiprocess executor each step is a child process of the run's, and ends long before the
+    run. The run's ledger row names the process that lives as long as the run, or a step's end
+    would read as the run killed."""
+    if context.job_def.executor_def.name == dg.multiprocess_executor.name:
+        parent = multiprocessing.parent_process()
+        return parent.pid if parent is not None else None
+    return None
 
 
 @dg.asset(group_name=GROUP, partitions_def=waves_partitions, kinds={"python", "file"}, owners=OWNERS, tags=SOURCE_TAGS)
@@ -35,6 +47,7 @@ def legacy_files(context: dg.AssetExecutionContext, migration: MigrationResource
         config=config.model_dump(),
         partition_key=",".join(context.partition_keys),
         group=run_group(context.run.tags),
+        pid=run_process(context),
     )
     update_stats(engine, context.run_id, legacy_files={"seconds": round(time.perf_counter() - started, 3), **inventory.counts()})
     rows = [{**f._asdict(), "status": f.status.value} for f in inventory.files[:10]]  # the preview's
@@ -117,6 +130,7 @@ def ingest_records(
         config=config.model_dump(),
         partition_key=",".join(context.partition_keys),
         group=run_group(context.run.tags),
+        pid=run_process(context),
     )
     started = time.perf_counter()
     with timed_stage(target, context.run_id, "ingest_records") as figures:
