@@ -168,8 +168,14 @@ def _ingest(
         if config.prune_removed and inventory.removed:
             counts.pruned = loader.prune_removed_files(conn, run_id, inventory.root, inventory.removed, journal)
         never_parsed = files_total - len(inventory.eligible)
+        nothing_yet = dict.fromkeys(("batches_done", "inserted", "updated", "unchanged", "rejected"), 0)  # every count there from the start
         record_progress(
-            conn, run_id, "content_items", added={"files_done": never_parsed}, fixed={**stage_totals, "peak_rss_mb": peak_rss_mb()}, start=True
+            conn,
+            run_id,
+            "content_items",
+            added={**nothing_yet, "files_done": never_parsed},
+            fixed={**stage_totals, "peak_rss_mb": peak_rss_mb()},
+            start=True,
         )
     tally = ingest.ParseTally()
     validated: Counter[str] = Counter()
