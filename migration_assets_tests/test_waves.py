@@ -140,7 +140,7 @@ def test_waves_ending_together_each_write_the_latest_report_whole(tmp_path, sqli
 
 def test_a_wave_whose_run_process_is_killed_ends_failed_and_the_rest_goes_on(tmp_path, sqlite_url, instance, small_corpus):
     """``kill -9`` of one wave's run process (the OOM killer's way): that wave ends failed with
-    the reason, in the target (closed, its writes sealed) and in the instance; the other wave
+    the reason, in the target (its ledger row closed) and in the instance; the other wave
     completes, and the next run completes the work."""
     source = small_corpus.root
     reference = run_migration(MigrationConfig(source_directory=str(source), backup_directory=str(tmp_path / "ref-bk")), sqlite_url, instance=instance)
