@@ -17,10 +17,9 @@ def _stat(pid: int) -> list[bytes] | None:
         return None
 
 
-def _start_ticks(pid: int) -> int | None:
-    """When the process started, in clock ticks since boot (Linux): tells a process from a later
-    one that got its pid."""
-    fields = _stat(pid)
+def _start_ticks(fields: list[bytes] | None) -> int | None:
+    """When the process of these ``_stat`` fields started, in clock ticks since boot: tells a
+    process from a later one that got its pid."""
     try:
         return int(fields[19]) if fields else None
     except (IndexError, ValueError):
@@ -30,7 +29,7 @@ def _start_ticks(pid: int) -> int | None:
 def process_identity(pid: int | None = None) -> dict[str, Any]:
     """This process (or the child ``pid`` on this host): host, pid and start time."""
     pid = os.getpid() if pid is None else pid
-    return {"host": socket.gethostname(), "pid": pid, "started": _start_ticks(pid)}
+    return {"host": socket.gethostname(), "pid": pid, "started": _start_ticks(_stat(pid))}
 
 
 def process_gone(identity: dict[str, Any] | None) -> bool:
@@ -46,9 +45,9 @@ def process_gone(identity: dict[str, Any] | None) -> bool:
         return True
     except PermissionError:
         pass  # someone else's process of that pid: alive
-    fields = _stat(pid)
+    fields = _stat(pid)  # read once: its state and its start
     if fields and fields[0] in (b"Z", b"X"):
         return True
     started = identity.get("started")
-    now = _start_ticks(pid)
+    now = _start_ticks(fields)
     return started is not None and now is not None and now != started
